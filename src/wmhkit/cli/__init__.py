@@ -1,0 +1,107 @@
+"""The ``wmhkit`` command line: thin subcommands over the public Python functions.
+
+Each subcommand lives in its own module under ``wmhkit.cli`` and registers itself
+on :data:`app` when imported; :func:`main` is testable in-process
+(``main(["synth", "--out", str(tmp_path)])``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from wmhkit import __version__
+from wmhkit.errors import WmhkitError
+
+app = typer.Typer(
+    name="wmhkit",
+    help="White matter hyperintensity segmentation and volumetry on FLAIR MRI.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+#: Pipeline order of the subcommands in ``--help``; any other module under
+#: ``wmhkit.cli`` is registered after these, alphabetically.
+COMMAND_ORDER: tuple[str, ...] = (
+    "demo", "synth", "manifest", "prepare", "bronze", "silver", "train", "train_volume",
+    "predict", "evaluate", "stats", "report",
+)
+
+log = logging.getLogger("wmhkit")
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"wmhkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More logging (-v info, -vv debug)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """White matter hyperintensity segmentation and volumetry on FLAIR MRI."""
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose >= 2 else logging.INFO)
+    configure_logging(level)
+
+
+def configure_logging(level: int) -> None:
+    """Send wmhkit's log records to stderr through rich at ``level``."""
+    from rich.logging import RichHandler
+
+    root = logging.getLogger("wmhkit")
+    root.handlers.clear()
+    handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _command_modules() -> list[str]:
+    """Names of the subcommand modules in ``wmhkit.cli``, in pipeline order."""
+    found = {info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_")}
+    ordered = [name for name in COMMAND_ORDER if name in found]
+    return ordered + sorted(found - set(ordered))
+
+
+for _name in _command_modules():
+    importlib.import_module(f"wmhkit.cli.{_name}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``); return the exit code.
+
+    wmhkit's own errors (bad input and the like) are printed as one clear line
+    with exit code 2, never as a traceback.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        app(args=args, prog_name="wmhkit", standalone_mode=False)
+    except WmhkitError as exc:
+        log.error("%s", exc)
+        return 2
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except SystemExit as exc:  # raised by click for --help and usage errors
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    except Exception as exc:  # click usage errors in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            return 1
+        raise
+    return 0
