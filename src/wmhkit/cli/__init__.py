@@ -57,11 +57,12 @@ def _root(
 
 def configure_logging(level: int) -> None:
     """Send wmhkit's log records to stderr through rich at ``level``."""
+    from rich.console import Console
     from rich.logging import RichHandler
 
     root = logging.getLogger("wmhkit")
     root.handlers.clear()
-    handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+    handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False)
     handler.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
@@ -87,21 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        app(args=args, prog_name="wmhkit", standalone_mode=False)
+        # Standalone mode: click prints usage errors itself and ends every run with SystemExit.
+        app(args=args, prog_name="wmhkit", standalone_mode=True)
     except WmhkitError as exc:
         log.error("%s", exc)
         return 2
-    except typer.Exit as exc:
-        return int(exc.exit_code or 0)
-    except SystemExit as exc:  # raised by click for --help and usage errors
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
-    except Exception as exc:  # click usage errors in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            return 1
-        raise
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return int(exc.code or 0)
+        return 1
     return 0

@@ -4,24 +4,45 @@ Columns (ARCHITECTURE.md): ``subject``, ``session``, ``dataset``, ``scanner``, `
 (CN / MCI / AD / other), ``age``, ``sex``, ``flair``, ``t1``, ``brain_mask``, ``gold``,
 ``bronze_<method>``, ``silver``, ``volume_ml``, ``fazekas``, ``split``. Only ``subject``
 and ``flair`` are required; an empty cell means "not available"; unknown columns are
-kept in place. Every cell is read as text so nothing is silently re-typed.
+kept, after the known ones. Every cell is read as text so nothing is silently re-typed.
+
+Validation rules (each violation is a :class:`~wmhkit.errors.ManifestError` naming the
+file and the 1-based data row):
+
+* ``subject`` (required) and ``session`` (optional) are IDs of at most 64 characters:
+  ASCII letters, digits, ``.``, ``_``, ``-``, starting with a letter or digit (so no
+  ``/``, ``..`` escapes or spreadsheet formulas). The scan ID ``subject[_session]``
+  names output files, so it must be unique ignoring case (``Sub01`` and ``sub01``
+  would collide on case-insensitive filesystems, as would subject ``a_b`` and subject
+  ``a`` + session ``b``).
+* Path columns (``flair``, ``t1``, ``brain_mask``, ``gold``, ``silver``,
+  ``bronze_<method>``) are relative to the manifest's folder, never absolute (POSIX or
+  Windows), never with a ``..`` part; with ``check_files`` they must be existing files
+  whose real path (symlinks followed) stays inside that folder.
+* No cell or column name holds control characters (NUL, tab, newline, ...).
+* ``stage`` is one of CN / MCI / AD / other (case-insensitive, stored canonically);
+  ``volume_ml`` a finite number ≥ 0; ``fazekas`` a whole number 0–6.
+
+Leading and trailing blanks around cells are removed (spreadsheets add them).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import pandas as pd
 
 from wmhkit.errors import ManifestError
 from wmhkit.io.atomic import write_text_atomic
 
-#: Known columns in their canonical order; unknown columns follow, in their own order.
+#: Known columns in their canonical order; ``bronze_<method>`` columns (sorted) and
+#: then unknown columns (in their own order) follow.
 MANIFEST_COLUMNS: tuple[str, ...] = (
     "subject", "session", "dataset", "scanner", "stage", "age", "sex",
     "flair", "t1", "brain_mask", "gold", "silver", "volume_ml", "fazekas", "split",
@@ -30,7 +51,11 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("subject", "flair")
 #: Fixed path columns; every ``bronze_<method>`` column is a path column too.
 PATH_COLUMNS: tuple[str, ...] = ("flair", "t1", "brain_mask", "gold", "silver")
 STAGES: tuple[str, ...] = ("CN", "MCI", "AD", "other")
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: Highest Fazekas score accepted (periventricular 0–3 plus deep 0–3).
+FAZEKAS_MAX = 6
+ID_MAX_LENGTH = 64
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def is_path_column(column: str) -> bool:
@@ -38,7 +63,18 @@ def is_path_column(column: str) -> bool:
     return column in PATH_COLUMNS or column.startswith("bronze_")
 
 
-@dataclass(frozen=True)
+def is_valid_id(value: str) -> bool:
+    """True when ``value`` is a safe subject/session ID (see the module docstring).
+
+    Examples
+    --------
+    >>> is_valid_id("sub-01"), is_valid_id("../x"), is_valid_id("=cmd()")
+    (True, False, False)
+    """
+    return len(value) <= ID_MAX_LENGTH and _ID_PATTERN.fullmatch(value) is not None
+
+
+@dataclass(frozen=True, eq=False)
 class Manifest:
     """A validated manifest table and the folder its relative paths start from.
 
@@ -83,84 +119,161 @@ class Manifest:
 
 
 def read_manifest(path: str | os.PathLike[str], *, check_files: bool = True) -> Manifest:
-    """Read and validate ``manifest.tsv``.
+    """Read and validate ``manifest.tsv`` (UTF-8, a byte-order mark is accepted).
+
+    Parameters
+    ----------
+    path
+        The manifest file; its folder is the root of the relative paths in it.
+    check_files
+        Also require every path to be an existing file inside the manifest's folder.
 
     Raises
     ------
     ManifestError
-        With the 1-based row number for: missing required columns or cells, bad or
-        duplicate subject/session IDs, paths that are absolute or escape the
-        manifest's folder (``..``), paths with control characters, and (when
-        ``check_files``) paths that do not exist.
+        For an unreadable or empty file, and for any rule of the module docstring
+        broken (with the 1-based data row).
     """
     path = Path(path)
     if not path.is_file():
         raise ManifestError(path, "manifest file does not exist", "check the path, or build one with `wmhkit manifest`")
     try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
+        # header=None keeps duplicate column names (pandas would rename them "x.1"); only
+        # "\n" ends a row, so a stray "\r" stays in its cell (and is rejected) while the
+        # "\r" of CRLF files is stripped with the other surrounding blanks.
+        raw = pd.read_csv(
+            path, sep="\t", header=None, dtype=str, keep_default_na=False, na_filter=False,
+            encoding="utf-8-sig", lineterminator="\n",
+        )
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise ManifestError(path, f"not a readable tab-separated file ({exc})", "save it as UTF-8 TSV with a header row") from exc
+    if len(raw) < 2:
+        raise ManifestError(path, "manifest has a header but no scans", "add one row per scan")
+    table = pd.DataFrame(raw.iloc[1:].to_numpy(), columns=list(raw.iloc[0]))
     return validate_manifest(table, root=path.parent, source=path, check_files=check_files)
 
 
 def validate_manifest(
     table: pd.DataFrame, *, root: str | os.PathLike[str], source: Path | None = None, check_files: bool = True
 ) -> Manifest:
-    """Validate a manifest table (see :func:`read_manifest`) and return it in canonical column order."""
+    """Validate a manifest table (see :func:`read_manifest`) and return it in canonical column order.
+
+    Missing cells (None/NaN) become ""; cells are stripped of surrounding blanks;
+    ``stage`` is written canonically. The caller's table is not modified.
+    """
     where = source or Path(root) / "manifest.tsv"
-    table = table.astype(str).fillna("")
+    table = table.astype(object).fillna("").astype(str)
+    table = table.apply(lambda column: column.str.strip())
     table.columns = [str(c).strip() for c in table.columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
-    if missing:
-        raise ManifestError(where, f"missing required column(s) {missing}", "add them to the header row")
-    duplicated = table.columns[table.columns.duplicated()].tolist()
-    if duplicated:
-        raise ManifestError(where, f"duplicate column(s) {duplicated}", "keep one column of each name")
+    _check_columns(where, list(table.columns))
     root = Path(root)
     seen: dict[str, int] = {}
-    for index, record in enumerate(table.to_dict(orient="records"), start=1):
+    records = table.to_dict(orient="records")
+    for index, record in enumerate(records, start=1):
         _check_row(where, index, record, root, seen, check_files)
-    known = [c for c in MANIFEST_COLUMNS if c in table.columns]
-    bronze = sorted(c for c in table.columns if c.startswith("bronze_"))
-    others = [c for c in table.columns if c not in known and c not in bronze]
-    return Manifest(table[known + bronze + others].reset_index(drop=True), root, source)
+    table = pd.DataFrame(records, columns=table.columns)
+    return Manifest(table[canonical_columns(table.columns)].reset_index(drop=True), root, source)
+
+
+def canonical_columns(columns: list[str] | pd.Index) -> list[str]:
+    """``columns`` in canonical order: known ones, then sorted ``bronze_*``, then the rest as given."""
+    columns = [str(c) for c in columns]
+    known = [c for c in MANIFEST_COLUMNS if c in columns]
+    bronze = sorted(c for c in columns if c.startswith("bronze_"))
+    others = [c for c in columns if c not in known and c not in bronze]
+    return known + bronze + others
+
+
+def _check_columns(where: Path, columns: list[str]) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise ManifestError(where, f"missing required column(s) {missing}", "add them to the header row")
+    duplicated = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicated:
+        raise ManifestError(where, f"duplicate column(s) {duplicated}", "keep one column of each name")
+    for column in columns:
+        if not column or _CONTROL_CHARACTERS.search(column):
+            raise ManifestError(where, f"column name {column!r} is empty or has control characters", "rename the column")
+        if column.startswith("bronze_") and not is_valid_id(column[len("bronze_"):]):
+            raise ManifestError(
+                where, f"column {column!r} does not name a method after 'bronze_'", "name it like bronze_lst"
+            )
 
 
 def _check_row(
     where: Path, row: int, record: dict[str, str], root: Path, seen: dict[str, int], check_files: bool
 ) -> None:
-    subject = record["subject"].strip()
-    session = record.get("session", "").strip()
+    for column, cell in record.items():
+        if _CONTROL_CHARACTERS.search(cell):
+            raise ManifestError(where, f"{column} cell has control characters (NUL, tab, newline...)", "fix the cell", row=row)
+    subject = record["subject"]
+    session = record.get("session", "")
+    if not subject:
+        raise ManifestError(where, "empty subject", "give every row a subject ID", row=row)
     for name, value in (("subject", subject), ("session", session)):
-        if name == "subject" and not value:
-            raise ManifestError(where, "empty subject", "give every row a subject ID", row=row)
-        if value and not _ID_PATTERN.match(value):
+        if value and not is_valid_id(value):
             raise ManifestError(
-                where, f"{name} {value!r} has characters other than letters, digits, '.', '_' and '-'",
+                where,
+                f"{name} {value!r} is not a safe ID (at most {ID_MAX_LENGTH} of letters, digits, '.', '_', '-', "
+                "starting with a letter or digit)",
                 "use IDs like sub01 or 2019-03", row=row,
             )
-    key = f"{subject}\t{session}".lower()  # case collisions would collide on case-insensitive filesystems
+    scan = f"{subject}_{session}" if session else subject
+    key = scan.lower()  # case collisions would collide on case-insensitive filesystems
     if key in seen:
         raise ManifestError(
-            where, f"subject {subject!r} session {session!r} repeats row {seen[key]} (IDs compared ignoring case)",
+            where, f"scan {scan!r} (subject {subject!r}, session {session!r}) repeats row {seen[key]} "
+            "(scan IDs subject_session compared ignoring case)",
             "give each scan a unique subject/session pair", row=row,
         )
     seen[key] = row
-    if not record["flair"].strip():
+    if not record["flair"]:
         raise ManifestError(where, f"subject {subject!r} has no flair path", "fill the flair column", row=row)
+    _check_values(where, row, record)
     for column, cell in record.items():
-        if is_path_column(column) and cell.strip():
-            _check_path(where, row, column, cell.strip(), root, check_files)
+        if is_path_column(column) and cell:
+            _check_path(where, row, column, cell, root, check_files)
+
+
+def _check_values(where: Path, row: int, record: dict[str, str]) -> None:
+    """Check (and canonicalise, in place) the cells with a fixed vocabulary or type."""
+    stage = record.get("stage", "")
+    if stage:
+        canonical = {s.lower(): s for s in STAGES}.get(stage.lower())
+        if canonical is None:
+            raise ManifestError(
+                where, f"stage {stage!r} is not one of {', '.join(STAGES)}",
+                "map the diagnosis to CN/MCI/AD/other (keep finer groups in another column)", row=row,
+            )
+        record["stage"] = canonical
+    volume = record.get("volume_ml", "")
+    volume_ml = _as_float(volume) if volume else 0.0
+    if volume_ml is None or volume_ml < 0:
+        raise ManifestError(where, f"volume_ml {volume!r} is not a finite number >= 0", "write the WMH volume in mL", row=row)
+    fazekas = record.get("fazekas", "")
+    if fazekas:
+        value = _as_float(fazekas)
+        if value is None or value != int(value) or not 0 <= value <= FAZEKAS_MAX:
+            raise ManifestError(
+                where, f"fazekas {fazekas!r} is not a whole number 0-{FAZEKAS_MAX}", "write the Fazekas score", row=row
+            )
+
+
+def _as_float(cell: str) -> float | None:
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _check_path(where: Path, row: int, column: str, cell: str, root: Path, check_files: bool) -> None:
-    if any(c in cell for c in ("\x00", "\n", "\r")):
-        raise ManifestError(where, f"{column} path contains control characters", "fix the cell", row=row)
     posix = PurePosixPath(cell.replace("\\", "/"))
-    if posix.is_absolute() or os.path.isabs(cell) or ".." in posix.parts:
+    windows = PureWindowsPath(cell)
+    if posix.is_absolute() or os.path.isabs(cell) or windows.drive or windows.root or ".." in posix.parts:
         raise ManifestError(
             where, f"{column} path {cell!r} is absolute or leaves the manifest's folder",
-            "use a path relative to the manifest's folder, without '..'", row=row,
+            "use a path relative to the manifest's folder, without '..' (move the manifest up if needed)", row=row,
         )
     if check_files:
         target = root / cell
@@ -175,20 +288,58 @@ def _check_path(where: Path, row: int, column: str, cell: str, root: Path, check
 
 
 def write_manifest(manifest: Manifest | pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write a manifest as TSV atomically, columns in canonical order, rows as given.
+    """Validate and write a manifest as TSV atomically: columns canonical, rows as given.
 
-    Path cells must already be relative to ``path``'s folder (use :func:`relative_path`).
+    A :class:`Manifest` whose ``root`` is not ``path``'s folder has its path cells
+    rewritten relative to that folder, which must then be the root or one of its
+    parents (a manifest may not point up with ``..``). A bare DataFrame's path cells
+    must already be relative to ``path``'s folder (see :func:`relative_path`).
+    Files are not checked for existence here; :func:`read_manifest` does that.
+
+    Raises
+    ------
+    ManifestError
+        When the table breaks a rule of the module docstring, or when a
+        :class:`Manifest` is written outside (not at or above) its root.
     """
-    table = manifest.table if isinstance(manifest, Manifest) else manifest
-    table = table.astype(str).replace({"nan": "", "None": ""})
-    known = [c for c in MANIFEST_COLUMNS if c in table.columns]
-    bronze = sorted(c for c in table.columns if c.startswith("bronze_"))
-    others = [c for c in table.columns if c not in known and c not in bronze]
+    path = Path(path)
+    if isinstance(manifest, Manifest):
+        table = _rebase(manifest, path)
+    else:
+        table = manifest
+    checked = validate_manifest(table, root=path.parent, source=path, check_files=False)
     buffer = io.StringIO()
-    table[known + bronze + others].to_csv(buffer, sep="\t", index=False, lineterminator="\n")
+    checked.table.to_csv(buffer, sep="\t", index=False, lineterminator="\n")
     return write_text_atomic(path, buffer.getvalue())
 
 
+def _rebase(manifest: Manifest, path: Path) -> pd.DataFrame:
+    """The manifest's table with path cells relative to ``path``'s folder."""
+    new_root = Path(os.path.abspath(path.parent))
+    old_root = Path(os.path.abspath(manifest.root))
+    if new_root == old_root:
+        return manifest.table
+    if new_root not in old_root.parents:
+        raise ManifestError(
+            path, f"a manifest here could not reach the files under {old_root} without '..'",
+            f"write the manifest in {old_root} or one of its parent folders",
+        )
+    table = manifest.table.copy()
+    for column in table.columns:
+        if is_path_column(column):
+            table[column] = [relative_path(old_root / cell, new_root) if cell else "" for cell in table[column]]
+    return table
+
+
 def relative_path(target: str | os.PathLike[str], manifest_dir: str | os.PathLike[str]) -> str:
-    """``target`` relative to ``manifest_dir`` with forward slashes (the manifest's convention)."""
-    return Path(os.path.relpath(Path(target).resolve(), Path(manifest_dir).resolve())).as_posix()
+    """``target`` relative to ``manifest_dir``, with forward slashes (the manifest's convention).
+
+    Both are made absolute without following symlinks, so a symlinked file (a
+    DataLad/git-annex dataset, say) is recorded under its own name.
+
+    Examples
+    --------
+    >>> relative_path("/data/study/sub-01/anat/x.nii.gz", "/data/study")
+    'sub-01/anat/x.nii.gz'
+    """
+    return Path(os.path.relpath(os.path.abspath(target), os.path.abspath(manifest_dir))).as_posix()

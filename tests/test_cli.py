@@ -1,0 +1,47 @@
+"""The command-line root: version, logging flags, error handling."""
+
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from wmhkit import __version__
+from wmhkit.cli import app, main
+
+
+def test_version_flag_prints_package_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"wmhkit {__version__}"
+
+
+@pytest.mark.parametrize(("flags", "level"), [([], logging.INFO), (["-q"], logging.WARNING), (["-vv"], logging.DEBUG)])
+def test_logging_flags_set_the_wmhkit_log_level(flags, level, tmp_path):
+    main([*flags, "manifest", str(tmp_path / "missing-dataset")])
+    assert logging.getLogger("wmhkit").level == level
+
+
+def test_wmhkit_error_becomes_one_line_and_exit_code_2(tmp_path, capsys):
+    missing = tmp_path / "no-such-dataset"
+    code = main(["manifest", str(missing)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no-such-dataset" in err and "Traceback" not in err
+
+
+def test_usage_error_returns_click_exit_code_without_traceback(tmp_path, capsys):
+    assert main(["manifest", str(tmp_path), "--layout", "not-a-layout"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_every_listed_subcommand_has_help(capsys):
+    names = [command.name for command in app.registered_commands]
+    assert {"synth", "manifest", "prepare"} <= set(names)
+    for name in names:
+        assert main([name, "--help"]) == 0
+        assert "Usage" in capsys.readouterr().out
+
+
+def test_console_entry_point_runs_as_module():
+    result = subprocess.run([sys.executable, "-m", "wmhkit", "--version"], capture_output=True, text=True, check=True)
+    assert __version__ in result.stdout
