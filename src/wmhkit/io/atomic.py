@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from wmhkit.errors import OutputError
+
+#: Characters of the final name kept in a temporary name (file names are limited to 255 bytes).
+_MAX_TEMP_STEM = 100
 
 
 @contextlib.contextmanager
@@ -36,10 +39,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(final.suffixes)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}", dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temp_beside(final)
     try:
         yield tmp
         _fsync_file(tmp)
@@ -49,6 +49,26 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _create_temp_beside(final: Path) -> Path:
+    """Create an empty, uniquely named temporary file in ``final``'s folder.
+
+    Unlike ``tempfile.mkstemp`` (mode 0600), the file is created with mode 0666
+    minus the umask, so outputs get the same permissions as ordinary files. The
+    name keeps the final extension (``.nii.gz``, ``.json``) and stays short.
+    """
+    suffixes = final.suffixes[-2:] if final.suffix == ".gz" else final.suffixes[-1:]
+    extension = "".join(suffixes)
+    stem = final.name[: _MAX_TEMP_STEM]
+    while True:
+        candidate = final.parent / f".{stem}.{secrets.token_hex(6)}.tmp{extension}"
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -66,20 +86,50 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 def resolve_output(out_dir: str | os.PathLike[str], relative: str | os.PathLike[str]) -> Path:
     """Resolve ``relative`` under ``out_dir``, refusing anything that escapes it.
 
+    Parameters
+    ----------
+    out_dir
+        The output folder (need not exist yet).
+    relative
+        Relative file path below it, e.g. ``"sub-01/wmh.nii.gz"``.
+
+    Returns
+    -------
+    Path
+        The absolute path with parent folders resolved (symlinks followed); the
+        last component is kept as given, so a symlink planted there is replaced
+        by :func:`atomic_path`, never followed.
+
     Raises
     ------
     OutputError
-        When the resolved path (symlinks in parent folders followed) lies outside
-        ``out_dir``, or when ``relative`` is absolute or contains NUL/newlines.
+        When ``relative`` is empty, absolute, contains ``..``, NUL or newlines, or
+        when its resolved parent folder (symlinks followed) lies outside ``out_dir``.
+
+    Examples
+    --------
+    >>> resolve_output("/data/out", "sub-01/wmh.nii.gz").as_posix()
+    '/data/out/sub-01/wmh.nii.gz'
+    >>> resolve_output("/data/out", "../escape.nii.gz")
+    Traceback (most recent call last):
+    ...
+    wmhkit.errors.OutputError: output name '../escape.nii.gz' is absolute, empty, or contains '..' or control characters
     """
-    rel = str(relative)
-    if any(c in rel for c in ("\x00", "\n", "\r")) or os.path.isabs(rel):
-        raise OutputError(f"output name {rel!r} is absolute or contains control characters")
+    rel = os.fspath(relative)
+    parts = Path(rel).parts
+    if (
+        not parts
+        or os.path.isabs(rel)
+        or ".." in parts
+        or any(c in rel for c in ("\x00", "\n", "\r"))
+        or rel.strip() in ("", ".")
+    ):
+        raise OutputError(f"output name {rel!r} is absolute, empty, or contains '..' or control characters")
     root = Path(out_dir).resolve()
     candidate = root / rel
     resolved_parent = candidate.parent.resolve()
     if resolved_parent != root and root not in resolved_parent.parents:
-        raise OutputError(f"output {rel!r} resolves outside the output folder {root}")
+        raise OutputError(f"output {rel!r} resolves outside the output folder {root} (through a symlink?)")
     return resolved_parent / candidate.name
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from wmhkit.errors import GeometryError
 
 #: Absolute tolerance (mm) when comparing two affines for "same grid".
 AFFINE_ATOL_MM = 1e-4
@@ -72,4 +75,43 @@ class Image:
         """True when ``other`` has the same shape and (within ``atol_mm``) the same affine."""
         return self.shape == other.shape and bool(
             np.allclose(self.affine, other.affine, atol=atol_mm, rtol=0)
+        )
+
+
+def check_same_grid(reference: Image, other: Image, path: str | os.PathLike[str]) -> None:
+    """Raise unless ``other`` (read from ``path``) lies on ``reference``'s voxel grid.
+
+    Masks and probability maps must share the FLAIR's grid exactly; a mismatch
+    is never silently reshaped or resampled.
+
+    Parameters
+    ----------
+    reference
+        The image defining the grid (usually the FLAIR).
+    other
+        The image to check (mask, probability map, T1 already in FLAIR space).
+    path
+        File ``other`` came from, named in the error.
+
+    Raises
+    ------
+    GeometryError
+        Stating the two shapes, or the largest affine difference in mm.
+
+    Examples
+    --------
+    >>> flair = Image(np.zeros((4, 4, 2), np.float32), np.eye(4))
+    >>> check_same_grid(flair, Image(np.zeros((4, 4, 2), np.uint8), np.eye(4)), "wmh.nii.gz")
+    >>> check_same_grid(flair, Image(np.zeros((4, 4, 3), np.uint8), np.eye(4)), "wmh.nii.gz")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    wmhkit.errors.GeometryError: wmh.nii.gz: grid shape (4, 4, 3) differs from the reference image's (4, 4, 2)...
+    """
+    fix = "resample it onto the reference grid (nearest neighbour for labels) or check it belongs to this scan"
+    if other.shape != reference.shape:
+        raise GeometryError(path, f"grid shape {other.shape} differs from the reference image's {reference.shape}", fix)
+    if not reference.same_grid(other):
+        difference = float(np.max(np.abs(other.affine - reference.affine)))
+        raise GeometryError(
+            path, f"affine differs from the reference image's by up to {difference:.4g} mm", fix
         )

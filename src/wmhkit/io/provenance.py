@@ -89,7 +89,27 @@ def write_sidecar(
     seed
         Random seed, when the step is stochastic.
     extra
-        Further JSON-serialisable facts (model hash, device, ...).
+        Further JSON-serialisable facts (model hash, device, ...); keys must not
+        repeat the standard ones.
+
+    Raises
+    ------
+    ValueError
+        When ``extra`` repeats a standard key or a value is NaN/Inf.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, json
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "flair.nii.gz").write_bytes(b"scan")
+    >>> _ = (folder / "out").mkdir()
+    >>> _ = (folder / "out" / "wmh.nii.gz").write_bytes(b"mask")
+    >>> sidecar = write_sidecar(folder / "out" / "wmh.nii.gz", step="predict",
+    ...                         inputs={"flair": folder / "flair.nii.gz"}, parameters={"threshold": 0.5})
+    >>> sidecar.name
+    'wmh.json'
+    >>> json.loads(sidecar.read_text())["inputs"]["flair"]["path"]
+    '../flair.nii.gz'
     """
     output = Path(output)
     record: dict[str, Any] = {
@@ -103,9 +123,16 @@ def write_sidecar(
     if output.exists():
         record["output_sha256"] = sha256_file(output)
     if extra:
+        clashes = sorted(set(extra) & set(record))
+        if clashes:
+            raise ValueError(f"extra provenance keys {clashes} would overwrite the standard fields; rename them")
         record.update(_jsonable(dict(extra)))
+    try:
+        text = json.dumps(record, indent=2, sort_keys=True, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError(f"provenance of {output.name} holds NaN or Inf, which JSON cannot store: {exc}") from exc
     path = sidecar_path(output)
-    write_text_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(path, text + "\n")
     return path
 
 
