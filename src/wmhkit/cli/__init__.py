@@ -66,7 +66,6 @@ def configure_logging(level: int) -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
-    root.propagate = False
 
 
 def _command_modules() -> list[str]:

@@ -1,0 +1,1 @@
+"""Training: checkpoints, reproducibility, epoch logs and the stage trainers built on them."""
