@@ -1,0 +1,1 @@
+"""Quality-control pictures: FLAIR mosaics with mask contours, for people to look at."""
