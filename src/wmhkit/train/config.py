@@ -1,0 +1,432 @@
+"""Training config: a YAML file → validated, frozen dataclasses.
+
+Every error is a :class:`ConfigError` naming the file and the key path
+(``stages[1].epochs``), what was wrong and how to fix it. Unknown keys are
+errors too (a typo must not silently fall back to a default).
+
+Top-level keys (defaults in brackets)::
+
+    name            run name                                    [file stem]
+    seed            non-negative integer                        [0]
+    manifest        prepared manifest, relative to the config   [none: give --manifest]
+    network         {width: 1.0, decoder_batch_norm: true}
+    init            random | imagenet                           [random]
+    imagenet_weights  torchvision vgg16 weights file (init: imagenet)
+    planes          subset of [axial, sagittal, coronal]        [all three]
+    fusion          mean | median | max                         [mean]
+    threshold       probability threshold in (0, 1)             [0.5]
+    parallel_planes planes trained at once in worker processes  [1]
+    device          auto | cpu | cuda                           [auto]
+    tensorboard     also log to TensorBoard when installed      [true]
+    data            {pad_shape: [256,256,256], patch_size: 64, min_lesion_voxels: 1}
+    loss            {alpha: 0.25, gamma: 2.0, dice_weight: 1.0, focal_weight: 1.0}
+    augmentation    {flip: true, rotate90: false, intensity_scale: 0.0, intensity_shift: 0.0, noise_std: 0.0}
+    stages          list of stages, run in order (below)
+
+Stage keys::
+
+    name            unique stage name                           [labels]
+    labels          bronze | silver | gold
+    bronze_methods  bronze methods to use                       [every bronze_<m> column]
+    bronze_combine  each | union | majority                     [union]
+    scans           all | without_gold | with_gold              [all]
+    freeze          conv layers frozen (0–13)                   [bronze 0, silver 5, gold 10]
+    epochs, batch_size, learning_rate, weight_decay             [20, 16, 1e-4, 0.0]
+    scheduler       constant | cosine                           [constant]
+    val_fraction    bronze/silver validation share              [0.2]
+    folds           gold cross-validation folds (1 = no CV)     [5]
+    gold_val_fraction  gold validation share of all gold scans  [0.1]
+    early_stopping  {patience: 10, min_delta: 0.0} or null      [patience 10]
+    slices_per_epoch   train slices drawn per epoch (null = all) [null]
+    val_slices      validation slices kept (null = all)         [null]
+
+Gold splits are 70:10:20 with 5 folds: each fold's test set is a fifth of the
+gold scans, validation a tenth of all gold scans, the rest trains. Silver
+splits are stratified by ``scanner``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from importlib import resources
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wmhkit.errors import InputError
+
+LABEL_KINDS = ("bronze", "silver", "gold")
+BRONZE_COMBINE = ("each", "union", "majority")
+SCAN_SELECTIONS = ("all", "without_gold", "with_gold")
+PLANES = ("axial", "sagittal", "coronal")
+FUSIONS = ("mean", "median", "max")
+SCHEDULERS = ("constant", "cosine")
+DEVICES = ("auto", "cpu", "cuda")
+INITS = ("random", "imagenet")
+#: Conv layers frozen by default per label kind (issue 4: 0 / 5 / 10).
+DEFAULT_FREEZE = {"bronze": 0, "silver": 5, "gold": 10}
+#: Keys that change how a run is executed but not what it computes (left out of the config hash).
+EXECUTION_KEYS = ("parallel_planes", "tensorboard", "manifest", "imagenet_weights")
+
+
+class ConfigError(InputError):
+    """A training config key is missing, unknown or has an invalid value."""
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    width: float = 1.0
+    decoder_batch_norm: bool = True
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    pad_shape: tuple[int, int, int] = (256, 256, 256)
+    patch_size: int = 64
+    min_lesion_voxels: int = 1
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    alpha: float = 0.25
+    gamma: float = 2.0
+    dice_weight: float = 1.0
+    focal_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class AugmentationConfig:
+    flip: bool = True
+    rotate90: bool = False
+    intensity_scale: float = 0.0
+    intensity_shift: float = 0.0
+    noise_std: float = 0.0
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    patience: int = 10
+    min_delta: float = 0.0
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    name: str
+    labels: str
+    bronze_methods: tuple[str, ...] = ()
+    bronze_combine: str = "union"
+    scans: str = "all"
+    freeze: int = 0
+    epochs: int = 20
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    scheduler: str = "constant"
+    val_fraction: float = 0.2
+    folds: int = 5
+    gold_val_fraction: float = 0.1
+    early_stopping: EarlyStopping | None = EarlyStopping()
+    slices_per_epoch: int | None = None
+    val_slices: int | None = None
+
+    @property
+    def cross_validated(self) -> bool:
+        """True for a gold stage with more than one fold."""
+        return self.labels == "gold" and self.folds > 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str
+    stages: tuple[StageConfig, ...]
+    seed: int = 0
+    manifest: str | None = None
+    network: NetworkConfig = NetworkConfig()
+    init: str = "random"
+    imagenet_weights: str | None = None
+    planes: tuple[str, ...] = PLANES
+    fusion: str = "mean"
+    threshold: float = 0.5
+    parallel_planes: int = 1
+    device: str = "auto"
+    tensorboard: bool = True
+    data: DataConfig = DataConfig()
+    loss: LossConfig = LossConfig()
+    augmentation: AugmentationConfig = AugmentationConfig()
+    source: str | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain (YAML/JSON-ready) form of the resolved config."""
+        record = _plain(dataclasses.asdict(self))
+        record.pop("source")
+        return record
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that determine the trained weights (for the config hash)."""
+        record = self.to_dict()
+        for key in EXECUTION_KEYS:
+            record.pop(key, None)
+        return record
+
+
+def shipped_configs() -> list[str]:
+    """Names of the configs shipped in ``wmhkit/configs`` (``m3sl``, ``m3sl-cpu``, ...)."""
+    folder = resources.files("wmhkit") / "configs"
+    return sorted(entry.name[: -len(".yaml")] for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+
+
+def resolve_config_path(name_or_path: str | os.PathLike[str]) -> Path:
+    """A config file path: an existing file as given, else the shipped config of that name.
+
+    Raises
+    ------
+    ConfigError
+        When it is neither a file nor a shipped config name.
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    name = str(name_or_path).removesuffix(".yaml")
+    if name in shipped_configs():
+        return Path(str(resources.files("wmhkit") / "configs" / f"{name}.yaml"))
+    raise ConfigError(path, "is neither a config file nor a shipped config name",
+                      f"give a YAML file or one of {', '.join(shipped_configs())}")
+
+
+def load_config(path: str | os.PathLike[str]) -> TrainConfig:
+    """Read and validate a training config YAML file.
+
+    Raises
+    ------
+    ConfigError
+        For unreadable YAML and for any invalid key (named in the message).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, "config file does not exist", "give a YAML file or a shipped config name (m3sl, m3sl-cpu, ...)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, f"not valid YAML ({str(exc).splitlines()[0]})", "fix the syntax") from exc
+    config = parse_config(raw, source=path)
+    return config
+
+
+def parse_config(raw: Any, *, source: str | os.PathLike[str] | None = None) -> TrainConfig:
+    """Validate a config mapping (as read from YAML) into a :class:`TrainConfig`."""
+    where = Path(source) if source is not None else None
+    reader = _Reader(where)
+    top = reader.mapping(raw, "")
+    reader.known(top, "", {f.name for f in dataclasses.fields(TrainConfig)} - {"source"})
+    default_name = where.stem if where is not None else "run"
+    stages_raw = top.get("stages")
+    if not isinstance(stages_raw, list) or not stages_raw:
+        raise ConfigError(where, "key 'stages' must be a non-empty list of stages", "add at least one stage (labels: gold)")
+    stages = tuple(_stage(reader, item, f"stages[{i}]") for i, item in enumerate(stages_raw))
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        raise ConfigError(where, f"stages: names {names} are not unique", "give each stage its own name")
+    for stage in stages[:-1]:
+        if stage.cross_validated:
+            raise ConfigError(where, f"stages: cross-validated gold stage {stage.name!r} must be the last stage",
+                              "move it last or set folds: 1")
+    init = reader.choice(top, "", "init", INITS, "random")
+    imagenet = reader.optional_str(top, "", "imagenet_weights")
+    if imagenet is not None and where is not None and not Path(imagenet).is_absolute():
+        imagenet = str(where.parent / imagenet)
+    manifest = reader.optional_str(top, "", "manifest")
+    if manifest is not None and where is not None and not Path(manifest).is_absolute():
+        manifest = str(where.parent / manifest)
+    planes = tuple(reader.string_list(top, "", "planes", list(PLANES)))
+    for plane in planes:
+        if plane not in PLANES:
+            raise ConfigError(where, f"planes: {plane!r} is not one of {list(PLANES)}", "use axial, sagittal, coronal")
+    if not planes or len(set(planes)) != len(planes):
+        raise ConfigError(where, f"planes: {list(planes)} must be non-empty without repeats", "list each plane once")
+    config = TrainConfig(
+        name=reader.string(top, "", "name", default_name),
+        stages=stages,
+        seed=reader.integer(top, "", "seed", 0, minimum=0),
+        manifest=manifest,
+        network=_section(reader, top, "network", NetworkConfig),
+        init=init,
+        imagenet_weights=imagenet,
+        planes=planes,
+        fusion=reader.choice(top, "", "fusion", FUSIONS, "mean"),
+        threshold=reader.number(top, "", "threshold", 0.5, minimum=0.0, maximum=1.0, open_interval=True),
+        parallel_planes=reader.integer(top, "", "parallel_planes", 1, minimum=1),
+        device=reader.choice(top, "", "device", DEVICES, "auto"),
+        tensorboard=reader.boolean(top, "", "tensorboard", True),
+        data=_section(reader, top, "data", DataConfig),
+        loss=_section(reader, top, "loss", LossConfig),
+        augmentation=_section(reader, top, "augmentation", AugmentationConfig),
+        source=None if where is None else str(where),
+    )
+    _check_values(reader, config)
+    return config
+
+
+def _stage(reader: _Reader, raw: Any, at: str) -> StageConfig:
+    item = reader.mapping(raw, at)
+    reader.known(item, at, {f.name for f in dataclasses.fields(StageConfig)})
+    labels = reader.choice(item, at, "labels", LABEL_KINDS, None)
+    early = item.get("early_stopping", {})
+    early_stopping = None if early is None else _section(reader, {"early_stopping": early}, "early_stopping",
+                                                         EarlyStopping, prefix=f"{at}.")
+    slices = item.get("slices_per_epoch")
+    val_slices = item.get("val_slices")
+    return StageConfig(
+        name=reader.string(item, at, "name", labels),
+        labels=labels,
+        bronze_methods=tuple(reader.string_list(item, at, "bronze_methods", [])),
+        bronze_combine=reader.choice(item, at, "bronze_combine", BRONZE_COMBINE, "union"),
+        scans=reader.choice(item, at, "scans", SCAN_SELECTIONS, "all"),
+        freeze=reader.integer(item, at, "freeze", DEFAULT_FREEZE[labels], minimum=0, maximum=13),
+        epochs=reader.integer(item, at, "epochs", 20, minimum=1),
+        batch_size=reader.integer(item, at, "batch_size", 16, minimum=1),
+        learning_rate=reader.number(item, at, "learning_rate", 1e-4, minimum=0.0, open_interval=True),
+        weight_decay=reader.number(item, at, "weight_decay", 0.0, minimum=0.0),
+        scheduler=reader.choice(item, at, "scheduler", SCHEDULERS, "constant"),
+        val_fraction=reader.number(item, at, "val_fraction", 0.2, minimum=0.0, maximum=1.0, open_interval=True),
+        folds=reader.integer(item, at, "folds", 5, minimum=1),
+        gold_val_fraction=reader.number(item, at, "gold_val_fraction", 0.1, minimum=0.0, maximum=1.0,
+                                        open_interval=True),
+        early_stopping=early_stopping,
+        slices_per_epoch=None if slices is None else reader.integer(item, at, "slices_per_epoch", 0, minimum=1),
+        val_slices=None if val_slices is None else reader.integer(item, at, "val_slices", 0, minimum=1),
+    )
+
+
+def _section(reader: _Reader, top: Mapping[str, Any], key: str, cls: type, prefix: str = "") -> Any:
+    at = f"{prefix}{key}"
+    raw = top.get(key, {})
+    section = reader.mapping({} if raw is None else raw, at)
+    reader.known(section, at, {f.name for f in dataclasses.fields(cls)})
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        default = f.default
+        if f.name not in section:
+            continue
+        if isinstance(default, bool):
+            values[f.name] = reader.boolean(section, at, f.name, default)
+        elif isinstance(default, int):
+            values[f.name] = reader.integer(section, at, f.name, default, minimum=0)
+        elif isinstance(default, float):
+            values[f.name] = reader.number(section, at, f.name, default, minimum=0.0)
+        elif isinstance(default, tuple):
+            values[f.name] = tuple(reader.integer_list(section, at, f.name, len(default)))
+    return cls(**values)
+
+
+def _check_values(reader: _Reader, config: TrainConfig) -> None:
+    fail = reader.fail
+    if not 0 < config.network.width <= 4:
+        fail("network.width", f"must be in (0, 4], got {config.network.width}", "use 1.0 (VGG16) or e.g. 0.0625 on a CPU")
+    patch = config.data.patch_size
+    if patch < 16 or patch % 16:
+        fail("data.patch_size", f"must be a multiple of 16 (the U-Net downsamples 16×), got {patch}", "use 32 or 64")
+    if any(size < patch for size in config.data.pad_shape):
+        fail("data.pad_shape", f"{list(config.data.pad_shape)} is smaller than patch_size {patch}",
+             "make every size at least patch_size")
+    if config.data.min_lesion_voxels < 1:
+        fail("data.min_lesion_voxels", "must be at least 1", "use 1")
+    if not 0 <= config.loss.alpha <= 1:
+        fail("loss.alpha", f"must be in [0, 1], got {config.loss.alpha}", "use 0.25")
+    if config.init == "imagenet" and config.network.width <= 0:
+        fail("init", "imagenet needs a positive width", "use width 1.0")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _Reader:
+    """Typed getters that raise :class:`ConfigError` naming the key path."""
+
+    def __init__(self, where: Path | None) -> None:
+        self.where = where
+
+    def fail(self, key: str, reason: str, fix: str) -> None:
+        raise ConfigError(self.where, f"{key}: {reason}", fix)
+
+    @staticmethod
+    def _key(at: str, key: str) -> str:
+        return f"{at}.{key}" if at else key
+
+    def mapping(self, raw: Any, at: str) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            self.fail(at or "config", f"must be a mapping of keys, got {type(raw).__name__}", "write key: value lines")
+        return raw
+
+    def known(self, item: Mapping[str, Any], at: str, allowed: set[str]) -> None:
+        unknown = sorted(str(k) for k in item if k not in allowed)
+        if unknown:
+            self.fail(self._key(at, unknown[0]), "unknown key", f"use one of {sorted(allowed)}")
+
+    def string(self, item: Mapping[str, Any], at: str, key: str, default: str | None) -> str:
+        value = item.get(key, default)
+        if not isinstance(value, str) or not value:
+            self.fail(self._key(at, key), f"must be a non-empty string, got {value!r}", "give a name")
+        return value
+
+    def optional_str(self, item: Mapping[str, Any], at: str, key: str) -> str | None:
+        value = item.get(key)
+        return None if value is None else self.string(item, at, key, None)
+
+    def choice(self, item: Mapping[str, Any], at: str, key: str, options: Sequence[str], default: str | None) -> str:
+        value = item.get(key, default)
+        if value not in options:
+            self.fail(self._key(at, key), f"must be one of {list(options)}, got {value!r}", f"use one of {list(options)}")
+        return value
+
+    def boolean(self, item: Mapping[str, Any], at: str, key: str, default: bool) -> bool:
+        value = item.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(self._key(at, key), f"must be true or false, got {value!r}", "write true or false")
+        return value
+
+    def integer(self, item: Mapping[str, Any], at: str, key: str, default: int, *, minimum: int,
+                maximum: int | None = None) -> int:
+        value = item.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (
+                maximum is not None and value > maximum):
+            bound = f"from {minimum}" + (f" to {maximum}" if maximum is not None else "")
+            self.fail(self._key(at, key), f"must be a whole number {bound}, got {value!r}", "fix the number")
+        return value
+
+    def number(self, item: Mapping[str, Any], at: str, key: str, default: float, *, minimum: float,
+               maximum: float | None = None, open_interval: bool = False) -> float:
+        value = item.get(key, default)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if ok:
+            value = float(value)
+            low_ok = value > minimum if open_interval else value >= minimum
+            high_ok = maximum is None or (value < maximum if open_interval else value <= maximum)
+            ok = low_ok and high_ok and value == value
+        if not ok:
+            bounds = f"{'(' if open_interval else '['}{minimum}, {maximum if maximum is not None else '∞'}" + (
+                ")" if open_interval or maximum is None else "]")
+            self.fail(self._key(at, key), f"must be a number in {bounds}, got {value!r}", "fix the number")
+        return value
+
+    def string_list(self, item: Mapping[str, Any], at: str, key: str, default: list[str]) -> list[str]:
+        value = item.get(key, default)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.fail(self._key(at, key), f"must be a list of names, got {value!r}", "write [a, b]")
+        return value
+
+    def integer_list(self, item: Mapping[str, Any], at: str, key: str, length: int) -> list[int]:
+        value = item.get(key)
+        if (not isinstance(value, list) or len(value) != length
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+            self.fail(self._key(at, key), f"must be a list of {length} positive whole numbers, got {value!r}",
+                      f"write e.g. [{', '.join(['256'] * length)}]")
+        return value

@@ -1,0 +1,267 @@
+"""Training examples: lesion blocks of prepared scans, cut into 2D slices per plane.
+
+Per scan (prepared, canonical RAS+): the FLAIR and its label volume are
+zero-padded to ``pad_shape`` (256³ by default), cut into ``patch_size``³ blocks
+(:func:`~wmhkit.preprocess.patches.extract_patches`), and the blocks holding
+lesion voxels are kept. A plane's examples are every 2D slice of those blocks
+along that plane's axis: images ``(M, P, P)`` float32, labels ``(M, P, P)``
+uint8 (0, 1, and 2 = ignored, from MICCAI gold).
+
+Label sources per stage (manifest columns of a *prepared* manifest):
+``gold``; ``silver``; ``bronze_<method>`` combined as ``union`` (any method),
+``majority`` (more than half of the methods present) or ``each`` (every
+method's mask is a separate example of the same FLAIR).
+
+All randomness (epoch order, augmentation) comes from the generator the caller
+passes, derived from ``(seed, epoch, ...)``: MONAI's random transforms keep
+their own internal state, which a resumed run would have to checkpoint, so the
+few augmentations used are written here on a given generator instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wmhkit.errors import InputError
+from wmhkit.io.manifest import Manifest
+from wmhkit.io.nifti import load_image, load_mask
+from wmhkit.preprocess.patches import (
+    PLANE_AXIS, crop_to_shape, extract_patches, keep_lesion_patches, pad_to_shape, slices_along,
+)
+from wmhkit.train.config import AugmentationConfig, DataConfig, StageConfig
+
+log = logging.getLogger(__name__)
+
+GOLD_LABELS = (0, 1, 2)
+BINARY_LABELS = (0, 1)
+
+
+@dataclass(frozen=True)
+class LabelSource:
+    """The label files of one scan for one stage and how to combine them."""
+
+    scan_id: str
+    flair: Path
+    labels: tuple[Path, ...]
+    combine: str  # "single", "union", "majority" or "each"
+
+
+def stage_label_sources(manifest: Manifest, scan_ids: list[str], stage: StageConfig) -> list[LabelSource]:
+    """Label files of ``scan_ids`` for ``stage`` (scans without that label are left out, logged)."""
+    wanted = set(scan_ids)
+    sources = []
+    for row in manifest.rows():
+        scan_id = manifest.scan_id(row)
+        if scan_id not in wanted:
+            continue
+        paths = [manifest.path(row, column) for column in label_columns(manifest, stage)]
+        paths = [p for p in paths if p is not None]
+        if not paths:
+            log.info("%s: no %s label; left out of stage %s", scan_id, stage.labels, stage.name)
+            continue
+        combine = stage.bronze_combine if stage.labels == "bronze" else "single"
+        sources.append(LabelSource(scan_id, manifest.path(row, "flair"), tuple(paths), combine))
+    return sources
+
+
+def label_columns(manifest: Manifest, stage: StageConfig) -> list[str]:
+    """Manifest columns holding ``stage``'s labels.
+
+    Raises
+    ------
+    InputError
+        When a requested bronze method (or any bronze/silver/gold column) is absent.
+    """
+    columns = list(manifest.table.columns)
+    if stage.labels == "bronze":
+        methods = list(stage.bronze_methods) or manifest.bronze_methods
+        wanted = [f"bronze_{m}" for m in methods]
+    else:
+        wanted = [stage.labels]
+    missing = [c for c in wanted if c not in columns]
+    if missing or not wanted:
+        raise InputError(manifest.source, f"stage {stage.name!r} needs manifest column(s) {missing or ['bronze_<method>']}",
+                         "run `wmhkit bronze` / `wmhkit silver` and `wmhkit prepare`, or change the stage's labels")
+    return wanted
+
+
+def scan_blocks(source: LabelSource, data: DataConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Lesion blocks of one scan.
+
+    Returns
+    -------
+    images : numpy.ndarray
+        float32 ``(N, P, P, P)``.
+    labels : numpy.ndarray
+        uint8 ``(N, P, P, P)``; N is 0 when no block holds lesion.
+    """
+    flair = load_image(source.flair)
+    allowed = GOLD_LABELS if source.combine == "single" else BINARY_LABELS
+    masks = []
+    for path in source.labels:
+        mask = load_mask(path, allowed_labels=allowed)
+        if mask.shape != flair.shape:
+            raise InputError(path, f"label grid {mask.shape} differs from the prepared FLAIR {flair.shape}",
+                             "prepare the labels together with the FLAIR (wmhkit prepare)")
+        masks.append(mask.array)
+    label_volumes = _combined_labels(masks, source.combine)
+    image = _padded(flair.array.astype(np.float32), data, source.flair)
+    image_patches, origins = extract_patches(image, data.patch_size, data.patch_size)
+    kept_images, kept_labels = [], []
+    for labels in label_volumes:
+        label_patches, _ = extract_patches(_padded(labels, data, source.flair), data.patch_size, data.patch_size)
+        images, labels_kept, _ = keep_lesion_patches(image_patches, label_patches, origins,
+                                                     min_lesion_voxels=data.min_lesion_voxels)
+        kept_images.append(images)
+        kept_labels.append(labels_kept)
+    return np.concatenate(kept_images).astype(np.float32), np.concatenate(kept_labels).astype(np.uint8)
+
+
+def _combined_labels(masks: list[np.ndarray], combine: str) -> list[np.ndarray]:
+    if combine in ("single", "each"):
+        return [m.astype(np.uint8) for m in masks]
+    votes = np.sum([m > 0 for m in masks], axis=0)
+    if combine == "union":
+        return [(votes >= 1).astype(np.uint8)]
+    if combine == "majority":
+        return [(votes * 2 > len(masks)).astype(np.uint8)]
+    raise ValueError(f"unknown bronze combination {combine!r}; use each, union or majority")
+
+
+def _padded(volume: np.ndarray, data: DataConfig, where: Path) -> np.ndarray:
+    try:
+        return pad_to_shape(volume, data.pad_shape)
+    except ValueError as exc:
+        raise InputError(where, str(exc), "raise data.pad_shape in the training config") from exc
+
+
+@dataclass(frozen=True)
+class SliceSet:
+    """2D examples of one plane: ``images`` float32 ``(M, P, P)`` and ``labels`` uint8 ``(M, P, P)``."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @classmethod
+    def from_blocks(cls, images: np.ndarray, labels: np.ndarray, plane: str) -> SliceSet:
+        """Every slice along ``plane`` of blocks ``(N, P, P, P)`` (canonical axes)."""
+        if images.shape[0] == 0:
+            size = images.shape[1] if images.ndim == 4 else 0
+            return cls(np.zeros((0, size, size), np.float32), np.zeros((0, size, size), np.uint8))
+        stack = lambda blocks: np.concatenate([slices_along(b, plane) for b in blocks])  # noqa: E731
+        return cls(np.ascontiguousarray(stack(images)), np.ascontiguousarray(stack(labels)))
+
+    def subset(self, indices: np.ndarray) -> SliceSet:
+        return SliceSet(self.images[indices], self.labels[indices])
+
+
+def load_slice_set(sources: list[LabelSource], data: DataConfig, plane: str) -> SliceSet:
+    """All lesion-block slices of ``sources`` along ``plane``, in source order."""
+    images, labels = [], []
+    for source in sources:
+        block_images, block_labels = scan_blocks(source, data)
+        log.debug("%s: %d lesion blocks", source.scan_id, block_images.shape[0])
+        images.append(block_images)
+        labels.append(block_labels)
+    if not images:
+        size = data.patch_size
+        return SliceSet(np.zeros((0, size, size), np.float32), np.zeros((0, size, size), np.uint8))
+    return SliceSet.from_blocks(np.concatenate(images), np.concatenate(labels), plane)
+
+
+def epoch_order(n_slices: int, rng: np.random.Generator, slices_per_epoch: int | None = None) -> np.ndarray:
+    """Shuffled slice indices of one epoch (``slices_per_epoch`` of them, without repeats while possible)."""
+    order = rng.permutation(n_slices)
+    if slices_per_epoch is not None and slices_per_epoch < n_slices:
+        order = order[:slices_per_epoch]
+    return order
+
+
+def augment(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
+            settings: AugmentationConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Randomly flip / rotate (image and label) and rescale / shift / add noise (image) per slice.
+
+    Parameters
+    ----------
+    images, labels
+        ``(B, H, W)`` batch (copied, not changed in place).
+    rng
+        Generator of this batch (from ``(seed, epoch, ...)``).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Augmented ``images`` (float32) and ``labels`` (uint8), same shapes.
+    """
+    images, labels = images.copy(), labels.copy()
+    batch = images.shape[0]
+    flips = rng.random((batch, 2)) < 0.5 if settings.flip else np.zeros((batch, 2), bool)
+    turns = rng.integers(0, 4, batch) if settings.rotate90 and images.shape[1] == images.shape[2] else np.zeros(batch, int)
+    scale = 1 + rng.uniform(-settings.intensity_scale, settings.intensity_scale, batch)
+    shift = rng.uniform(-settings.intensity_shift, settings.intensity_shift, batch)
+    for i in range(batch):
+        for axis in (0, 1):
+            if flips[i, axis]:
+                images[i] = np.flip(images[i], axis)
+                labels[i] = np.flip(labels[i], axis)
+        if turns[i]:
+            images[i] = np.rot90(images[i], turns[i])
+            labels[i] = np.rot90(labels[i], turns[i])
+    images = images * scale[:, None, None].astype(np.float32) + shift[:, None, None].astype(np.float32)
+    if settings.noise_std > 0:
+        images = images + rng.normal(0.0, settings.noise_std, images.shape).astype(np.float32)
+    return images.astype(np.float32), labels
+
+
+def to_tensors(images: np.ndarray, labels: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, H, W)`` arrays → ``(B, 1, H, W)`` float image and int64 label tensors on ``device``."""
+    image_tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[:, None].to(device)
+    label_tensor = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64))[:, None].to(device)
+    return image_tensor, label_tensor
+
+
+@torch.no_grad()
+def predict_plane(model: torch.nn.Module, flair: np.ndarray, plane: str, *, batch_size: int = 32,
+                  device: torch.device | str = "cpu", multiple: int = 16) -> np.ndarray:
+    """Lesion probability of every voxel from one plane's 2D model.
+
+    The prepared FLAIR ``(X, Y, Z)`` is zero-padded in-plane to multiples of
+    ``multiple``; each slice along ``plane`` goes through the fully convolutional
+    model whole; the sigmoid outputs are stacked back and cropped.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(X, Y, Z)`` in [0, 1].
+    """
+    target = tuple(-(-size // multiple) * multiple for size in flair.shape)
+    padded = pad_to_shape(flair.astype(np.float32), target)
+    slices = slices_along(padded, plane)
+    model.eval()
+    outputs = []
+    for start in range(0, slices.shape[0], batch_size):
+        batch = torch.from_numpy(np.ascontiguousarray(slices[start:start + batch_size]))[:, None].to(device)
+        outputs.append(torch.sigmoid(model(batch))[:, 0].cpu().numpy())
+    stacked = np.concatenate(outputs)
+    volume = np.moveaxis(stacked, 0, PLANE_AXIS[plane])
+    return crop_to_shape(volume, flair.shape).astype(np.float32)
+
+
+def fuse_probabilities(probabilities: list[np.ndarray], method: str = "mean") -> np.ndarray:
+    """Voxel-wise fusion of per-plane probability maps: ``mean``, ``median`` or ``max``."""
+    stack = np.stack(probabilities)
+    if method == "mean":
+        return stack.mean(axis=0, dtype=np.float32)
+    if method == "median":
+        return np.median(stack, axis=0).astype(np.float32)
+    if method == "max":
+        return stack.max(axis=0)
+    raise ValueError(f"fusion must be mean, median or max, got {method!r}")

@@ -1,0 +1,531 @@
+"""The staged segmentation trainer (M3SL: bronze → silver → gold; baseline; transfer).
+
+:func:`train_run` runs a :class:`~wmhkit.train.config.TrainConfig` on a prepared
+manifest into a run folder::
+
+    RUN/run.json                 config hash, manifest and its sha256
+    RUN/config.yaml              the resolved config
+    RUN/splits.tsv               stage, fold, scan, role (train / val / test)
+    RUN/stages/<stage>/<plane>[/fold<k>]/
+        last.pt, last.prev.pt    resume checkpoints (model, optimizer, scheduler, epoch, RNG, history)
+        best.pt                  best validation IoU of this unit
+        history.csv              one row per epoch
+        done.json                written when the unit has finished
+    RUN/cv_metrics.tsv           gold test-fold metrics of the fused 2.5D prediction
+    RUN/model/                   the model folder (see :mod:`wmhkit.train.export`)
+
+Each plane (axial, sagittal, coronal) is an independent chain of units; a unit
+is one stage of one plane (one fold of it for a cross-validated gold stage) and
+starts from the previous stage's best weights. Every random draw of an epoch
+comes from :func:`~wmhkit.train.reproducibility.epoch_generator` seeded by
+``(seed, epoch, stage, plane, fold)``, so a run killed at any point and resumed
+with ``resume=True`` ends with the same weights and history as an uninterrupted
+run (on the same device and library versions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import multiprocessing
+import os
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from wmhkit.errors import InputError, OutputError
+from wmhkit.io.atomic import write_text_atomic
+from wmhkit.io.manifest import Manifest, read_manifest
+from wmhkit.io.nifti import load_image, load_mask
+from wmhkit.io.provenance import sha256_file, sidecar_path
+from wmhkit.metrics.segmentation import METRIC_COLUMNS, segmentation_metrics, wmh_from_gold
+from wmhkit.nn.imagenet import load_imagenet_encoder
+from wmhkit.nn.losses import DiceFocalLoss, split_labels
+from wmhkit.nn.vgg_unet import DOWNSAMPLING, VGG16UNet, build_network
+from wmhkit.train import distributed
+from wmhkit.train.checkpoint import (
+    BEST_NAME, LAST_NAME, CheckpointError, config_hash, load_checkpoint, load_resume_checkpoint,
+    restore_training_state, save_checkpoint,
+)
+from wmhkit.train.config import TrainConfig
+from wmhkit.train.data import (
+    SliceSet, augment, epoch_order, fuse_probabilities, load_slice_set, predict_plane, stage_label_sources,
+    to_tensors,
+)
+from wmhkit.train.distributed import DistContext
+from wmhkit.train.export import export_model_folder
+from wmhkit.train.history import write_history
+from wmhkit.train.reproducibility import epoch_generator, seed_everything
+from wmhkit.train.splits import Split, gold_folds, train_val_split
+
+log = logging.getLogger(__name__)
+
+#: ``progress(description, done, total)`` is called after every training batch.
+Progress = Callable[[str, int, int], None]
+DONE_NAME = "done.json"
+RUN_JSON = "run.json"
+CV_METRICS = "cv_metrics.tsv"
+MODEL_DIR = "model"
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything fixed before training starts: config, manifest, its hash and the splits of every stage."""
+
+    config: TrainConfig
+    manifest: Manifest
+    manifest_sha256: str
+    digest: str
+    splits: tuple[tuple[Split, ...], ...]
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    """Outcome of one unit: best validation IoU, epochs run, best checkpoint, final weights' SHA-256."""
+
+    key: str
+    best_iou: float | None
+    epochs: int
+    best_path: Path
+    weights_sha256: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Outcome of :func:`train_run`: the model folder, the CV metrics file (or None), unit results."""
+
+    model_dir: Path
+    cv_metrics: Path | None
+    units: dict[str, UnitResult]
+
+
+def plan_run(config: TrainConfig, manifest_path: str | os.PathLike[str]) -> RunPlan:
+    """Read the prepared manifest and fix every stage's split.
+
+    Bronze and silver stages split ``val_fraction`` of their scans to validation
+    (silver stratified by ``scanner``); a gold stage with ``folds`` > 1 gets
+    :func:`~wmhkit.train.splits.gold_folds`, else a train/validation split.
+
+    Raises
+    ------
+    InputError
+        When a stage has too few scans with its labels.
+    """
+    manifest = read_manifest(manifest_path)
+    splits = []
+    for stage in config.stages:
+        rows = list(manifest.rows())
+        if stage.scans == "without_gold":
+            rows = [r for r in rows if not r.get("gold", "")]
+        elif stage.scans == "with_gold":
+            rows = [r for r in rows if r.get("gold", "")]
+        ids = [manifest.scan_id(r) for r in rows]
+        sources = stage_label_sources(manifest, ids, stage)
+        labelled = {s.scan_id for s in sources}
+        rows = [r for r in rows if manifest.scan_id(r) in labelled]
+        ids = [manifest.scan_id(r) for r in rows]
+        try:
+            if stage.cross_validated:
+                stage_splits = tuple(gold_folds(ids, stage.folds, stage.gold_val_fraction, seed=config.seed))
+            else:
+                strata = [r.get("scanner", "") for r in rows] if stage.labels == "silver" else None
+                stage_splits = (train_val_split(ids, stage.val_fraction, seed=config.seed, strata=strata),)
+        except ValueError as exc:
+            raise InputError(manifest_path, f"stage {stage.name!r} ({stage.labels} labels, scans {stage.scans}): {exc}",
+                             "add labelled scans or change the stage's scans/folds") from exc
+        splits.append(stage_splits)
+    manifest_sha = sha256_file(manifest_path)
+    digest = config_hash({"config": config.identity(), "manifest_sha256": manifest_sha})
+    return RunPlan(config, manifest, manifest_sha, digest, tuple(splits))
+
+
+def train_run(
+    config: TrainConfig,
+    out_dir: str | os.PathLike[str],
+    *,
+    manifest: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Train every stage of ``config`` for every plane, evaluate the gold test folds, export the model.
+
+    Parameters
+    ----------
+    config
+        The validated training config.
+    out_dir
+        Run folder (created). An existing run folder needs ``resume=True``.
+    manifest
+        Prepared manifest (``wmhkit prepare`` output); default ``config.manifest``.
+    resume
+        Continue the run in ``out_dir`` from its checkpoints; finished units are skipped.
+    progress
+        Optional per-batch callback (the CLI draws progress bars with it).
+
+    Raises
+    ------
+    OutputError
+        When ``out_dir`` already holds a run and ``resume`` is False.
+    CheckpointError
+        When resuming a run made with another config or manifest.
+    """
+    manifest = manifest if manifest is not None else config.manifest
+    if manifest is None:
+        raise InputError(config.source, "manifest: no prepared manifest given",
+                         "pass --manifest PREPARED/manifest.tsv or set manifest: in the config")
+    context = distributed.init_distributed(config.device)
+    plan = plan_run(config, manifest)
+    out_dir = Path(out_dir)
+    if context.is_main:
+        _start_run_folder(plan, out_dir, Path(manifest), resume)
+    distributed.barrier(context)
+    units: dict[str, UnitResult] = {}
+    if config.parallel_planes > 1 and not context.distributed and len(config.planes) > 1:
+        workers = min(config.parallel_planes, len(config.planes))
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_plane_worker, plan, plane, out_dir, resume, threads) for plane in config.planes]
+            for future in futures:
+                units.update(future.result())
+    else:
+        for plane in config.planes:
+            units.update(train_plane(plan, plane, out_dir, context=context, resume=resume, progress=progress))
+    cv_path = None
+    if context.is_main:
+        if config.stages[-1].cross_validated:
+            cv_path = evaluate_test_folds(plan, out_dir, device=context.device)
+        export_run_model(plan, out_dir, units, device=context.device)
+    distributed.barrier(context)
+    return RunResult(out_dir / MODEL_DIR, cv_path, units)
+
+
+def _plane_worker(plan: RunPlan, plane: str, out_dir: Path, resume: bool, threads: int) -> dict[str, UnitResult]:
+    torch.set_num_threads(threads)
+    context = DistContext(0, 1, distributed.choose_device(plan.config.device))
+    return train_plane(plan, plane, out_dir, context=context, resume=resume)
+
+
+def _start_run_folder(plan: RunPlan, out_dir: Path, manifest: Path, resume: bool) -> None:
+    run_json = out_dir / RUN_JSON
+    if run_json.exists():
+        if not resume:
+            raise OutputError(f"{out_dir} already holds a training run; pass --resume to continue it or choose a new --out")
+        recorded = json.loads(run_json.read_text())
+        if recorded.get("config_hash") != plan.digest:
+            raise CheckpointError(run_json, "the run folder was started with another config or manifest",
+                                  "resume with the original config and manifest, or choose a new --out")
+        return
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise OutputError(f"{out_dir} exists and is not empty; choose a new or empty folder for --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = plan.config
+    write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    rows = []
+    for stage, stage_splits in zip(config.stages, plan.splits):
+        for split in stage_splits:
+            rows += [{"stage": stage.name, "fold": "" if split.fold is None else split.fold, "scan": scan, "role": role}
+                     for scan, role in sorted(split.roles().items())]
+    write_text_atomic(out_dir / "splits.tsv", pd.DataFrame(rows).to_csv(sep="\t", index=False, lineterminator="\n"))
+    record = {"config_hash": plan.digest, "manifest": str(manifest.resolve()), "manifest_sha256": plan.manifest_sha256,
+              "seed": config.seed, "name": config.name}
+    write_text_atomic(run_json, json.dumps(record, indent=2) + "\n")
+
+
+def initial_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
+    """Weights the first stage starts from: seeded random init, or ImageNet VGG16 in the encoder."""
+    torch.manual_seed(config.seed)
+    model = VGG16UNet(width=config.network.width, decoder_batch_norm=config.network.decoder_batch_norm)
+    if config.init == "imagenet":
+        if config.imagenet_weights is None:
+            raise InputError(config.source, "imagenet_weights: init is imagenet but no weights file is given",
+                             "pass --imagenet-weights vgg16-397923af.pth or set imagenet_weights: in the config")
+        load_imagenet_encoder(model, config.imagenet_weights)
+    return model.state_dict()
+
+
+def train_plane(
+    plan: RunPlan, plane: str, out_dir: Path, *, context: DistContext = DistContext(), resume: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, UnitResult]:
+    """Run every stage of one plane in order; each starts from the previous stage's best weights."""
+    start = initial_weights(plan.config)
+    results: dict[str, UnitResult] = {}
+    for stage_index, stage in enumerate(plan.config.stages):
+        for split in plan.splits[stage_index]:
+            result = train_unit(plan, stage_index, plane, split, start, out_dir, context=context, resume=resume,
+                                progress=progress)
+            results[result.key] = result
+        if not stage.cross_validated:
+            start = load_checkpoint(result.best_path, config_digest=plan.digest)["model"]
+    return results
+
+
+def unit_folder(out_dir: Path, stage_name: str, plane: str, fold: int | None) -> Path:
+    """``RUN/stages/<stage>/<plane>[/fold<k>]``."""
+    folder = out_dir / "stages" / stage_name / plane
+    return folder / f"fold{fold}" if fold is not None else folder
+
+
+def train_unit(
+    plan: RunPlan, stage_index: int, plane: str, split: Split, start_weights: Mapping[str, torch.Tensor],
+    out_dir: Path, *, context: DistContext = DistContext(), resume: bool = False, progress: Progress | None = None,
+) -> UnitResult:
+    """Train one stage of one plane (one fold) and return its best validation IoU.
+
+    Checkpoints ``last.pt`` after every epoch and ``best.pt`` whenever the
+    validation IoU improves by more than ``early_stopping.min_delta``; stops early
+    after ``patience`` epochs without improvement.
+    """
+    config = plan.config
+    stage = config.stages[stage_index]
+    plane_index = list(config.planes).index(plane)
+    fold = split.fold
+    key = "/".join([stage.name, plane] + ([f"fold{fold}"] if fold is not None else []))
+    folder = unit_folder(out_dir, stage.name, plane, fold)
+    done_file = folder / DONE_NAME
+    if resume and done_file.exists():
+        record = json.loads(done_file.read_text())
+        log.info("%s: already trained (best IoU %s), skipped", key, record["best_iou"])
+        return UnitResult(key, record["best_iou"], record["epochs"], folder / BEST_NAME, record["weights_sha256"])
+
+    seed_everything(config.seed)
+    model = build_network({"name": "vgg16_unet", "width": config.network.width,
+                           "decoder_batch_norm": config.network.decoder_batch_norm})
+    model.load_state_dict(start_weights)
+    model.freeze_first(stage.freeze)
+    model.to(context.device)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=stage.learning_rate, weight_decay=stage.weight_decay)
+    if stage.scheduler == "cosine":
+        scheduler: Any = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=stage.epochs)
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+    loss_fn = DiceFocalLoss(config.loss.alpha, config.loss.gamma, config.loss.dice_weight, config.loss.focal_weight)
+
+    train_set, val_set = _unit_data(plan, stage_index, plane, split)
+    stream = (stage_index, plane_index, 0 if fold is None else fold + 1)
+    start_epoch, best_iou, stale, history = 0, None, 0, []
+    payload = load_resume_checkpoint(folder, model=model, config_digest=plan.digest) if resume else None
+    if payload is not None:
+        restore_training_state(payload, model=model, optimizer=optimizer, scheduler=scheduler)
+        start_epoch, best_iou = payload["epoch"], payload["best_metric"]
+        stale, history = int(payload["extra"]["stale_epochs"]), list(payload["extra"]["history"])
+        log.info("%s: resuming after epoch %d", key, start_epoch)
+    network = distributed.wrap_model(model, context)
+    writer = _tensorboard(folder, start_epoch) if config.tensorboard and context.is_main else None
+    log.info("%s: %d train / %d val slices, %d frozen conv layers", key, len(train_set), len(val_set), stage.freeze)
+
+    early = stage.early_stopping
+    for epoch in range(start_epoch, stage.epochs):
+        if early is not None and stale >= early.patience:
+            break
+        rng = epoch_generator(config.seed, epoch, *stream)
+        order = distributed.shard(epoch_order(len(train_set), rng, stage.slices_per_epoch), context)
+        train_loss = _train_epoch(network, optimizer, loss_fn, train_set, order, rng, plan, stage.batch_size, context,
+                                  (f"{key} epoch {epoch + 1}/{stage.epochs}", progress))
+        distributed.broadcast_buffers(model, context)
+        val_loss, val_iou = _validate(model, loss_fn, val_set, stage.batch_size, context)
+        learning_rate = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        improved = best_iou is None or val_iou > best_iou + (early.min_delta if early else 0.0)
+        best_iou, stale = (val_iou, 0) if improved else (best_iou, stale + 1)
+        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_iou": val_iou,
+                        "learning_rate": learning_rate, "best": improved})
+        log.info("%s: epoch %d train loss %.4f, val loss %.4f, val IoU %.4f%s", key, epoch + 1, train_loss,
+                 val_loss, val_iou, " (best)" if improved else "")
+        if context.is_main:
+            extra = {"history": history, "stale_epochs": stale, "unit": key}
+            common = dict(model=model, optimizer=optimizer, scheduler=scheduler, best_metric=best_iou,
+                          config_digest=plan.digest, extra=extra)
+            if improved:
+                save_checkpoint(folder / BEST_NAME, epoch=epoch + 1, keep_previous=False, **common)
+            save_checkpoint(folder / LAST_NAME, epoch=epoch + 1, **common)
+            write_history(folder / "history.csv", history)
+            if writer is not None:
+                for name in ("train_loss", "val_loss", "val_iou", "learning_rate"):
+                    writer.add_scalar(f"{key}/{name}", history[-1][name], epoch + 1)
+                writer.flush()
+        distributed.barrier(context)
+    if writer is not None:
+        writer.close()
+    epochs_run = len(history)
+    checksum = weights_sha256(model.state_dict())
+    per_rank = distributed.gather_strings(checksum, context)
+    if len(set(per_rank)) != 1:
+        raise RuntimeError(f"{key}: the {context.world_size} ranks ended with different weights ({per_rank}); "
+                           "DistributedDataParallel lost synchronisation")
+    if context.is_main:
+        record = {"best_iou": best_iou, "epochs": epochs_run, "weights_sha256": checksum, "ranks": len(per_rank)}
+        write_text_atomic(done_file, json.dumps(record) + "\n")
+    distributed.barrier(context)
+    return UnitResult(key, best_iou, epochs_run, folder / BEST_NAME, checksum)
+
+
+def weights_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over a state dict's names and tensor bytes (equal weights ⇔ equal hash)."""
+    digest = hashlib.sha256()
+    for name, tensor in state.items():
+        digest.update(name.encode() + b"\0" + tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _unit_data(plan: RunPlan, stage_index: int, plane: str, split: Split) -> tuple[SliceSet, SliceSet]:
+    config, stage = plan.config, plan.config.stages[stage_index]
+    train_set = load_slice_set(stage_label_sources(plan.manifest, list(split.train), stage), config.data, plane)
+    val_set = load_slice_set(stage_label_sources(plan.manifest, list(split.val), stage), config.data, plane)
+    for role, slices in (("training", train_set), ("validation", val_set)):
+        if len(slices) == 0:
+            raise InputError(plan.manifest.source, f"stage {stage.name!r}: the {role} scans have no lesion block",
+                             "check the labels, lower data.min_lesion_voxels or add scans")
+    if stage.val_slices is not None and stage.val_slices < len(val_set):
+        chosen = np.sort(np.random.default_rng([config.seed, stage_index, 7]).permutation(len(val_set))[:stage.val_slices])
+        val_set = val_set.subset(chosen)
+    return train_set, val_set
+
+
+def _train_epoch(
+    network: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: DiceFocalLoss, train_set: SliceSet,
+    order: np.ndarray, rng: np.random.Generator, plan: RunPlan, batch_size: int, context: DistContext,
+    report: tuple[str, Progress | None],
+) -> float:
+    network.train()
+    per_rank = max(1, batch_size // context.world_size)
+    total = torch.zeros(2, dtype=torch.float64, device=context.device)
+    description, progress = report
+    n_batches = math.ceil(len(order) / per_rank)
+    for batch_number, start in enumerate(range(0, len(order), per_rank), start=1):
+        indices = order[start:start + per_rank]
+        images, labels = augment(train_set.images[indices], train_set.labels[indices], rng, plan.config.augmentation)
+        images_t, labels_t = to_tensors(images, labels, context.device)
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(network(images_t), labels_t)
+        loss.backward()
+        optimizer.step()
+        total += torch.tensor([loss.item() * len(indices), len(indices)], dtype=torch.float64, device=context.device)
+        if progress is not None and context.is_main:
+            progress(description, batch_number, n_batches)
+    total = distributed.all_reduce_sum(total, context)
+    return float(total[0] / total[1])
+
+
+@torch.no_grad()
+def _validate(model: torch.nn.Module, loss_fn: DiceFocalLoss, val_set: SliceSet, batch_size: int,
+              context: DistContext) -> tuple[float, float]:
+    """Validation loss and IoU (TP / (TP + FP + FN) over all validation voxels, label 2 ignored)."""
+    model.eval()
+    indices = distributed.shard(np.arange(len(val_set)), context, equal=False)
+    # loss × slices, slices, TP, FP, FN
+    sums = torch.zeros(5, dtype=torch.float64, device=context.device)
+    for start in range(0, len(indices), batch_size):
+        chosen = indices[start:start + batch_size]
+        images, labels = to_tensors(val_set.images[chosen], val_set.labels[chosen], context.device)
+        logits = model(images)
+        target, valid = split_labels(labels)
+        predicted = (torch.sigmoid(logits) >= 0.5).float() * valid
+        tp = (predicted * target).sum()
+        sums += torch.stack([loss_fn(logits, labels).double() * len(chosen), torch.tensor(len(chosen), device=sums.device),
+                             tp.double(), (predicted.sum() - tp).double(), (target.sum() - tp).double()]).to(sums)
+    sums = distributed.all_reduce_sum(sums, context)
+    loss_sum, count, tp, fp, fn = (float(v) for v in sums)
+    union = tp + fp + fn
+    return loss_sum / count, (tp / union if union > 0 else 1.0)
+
+
+def _tensorboard(folder: Path, start_epoch: int) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.info("tensorboard is not installed; per-epoch logs go to history.csv only")
+        return None
+    return SummaryWriter(str(folder / "tensorboard"), purge_step=start_epoch + 1 if start_epoch else None)
+
+
+def _plane_model(path: Path, plan: RunPlan, device: torch.device) -> VGG16UNet:
+    model = build_network({"name": "vgg16_unet", "width": plan.config.network.width,
+                           "decoder_batch_norm": plan.config.network.decoder_batch_norm})
+    model.load_state_dict(load_checkpoint(path, config_digest=plan.digest)["model"])
+    return model.to(device).eval()
+
+
+def evaluate_test_folds(plan: RunPlan, out_dir: Path, *, device: torch.device = torch.device("cpu")) -> Path:
+    """Metrics of every gold scan predicted by the models of the fold that held it out.
+
+    The three plane models of fold k predict each test scan of fold k (prepared
+    space), their probabilities are fused (``config.fusion``) and thresholded
+    (``config.threshold``); label 2 of the gold is removed from both masks
+    (:func:`~wmhkit.metrics.segmentation.wmh_from_gold`). Writes ``RUN/cv_metrics.tsv``.
+    """
+    config = plan.config
+    stage = config.stages[-1]
+    rows = []
+    for split in plan.splits[-1]:
+        models = {plane: _plane_model(unit_folder(out_dir, stage.name, plane, split.fold) / BEST_NAME, plan, device)
+                  for plane in config.planes}
+        for row in plan.manifest.rows():
+            scan_id = plan.manifest.scan_id(row)
+            if scan_id not in split.test:
+                continue
+            flair = load_image(plan.manifest.path(row, "flair"))
+            gold = load_mask(plan.manifest.path(row, "gold"), allowed_labels=(0, 1, 2))
+            probabilities = [predict_plane(m, flair.array, plane, batch_size=stage.batch_size, device=device,
+                                           multiple=DOWNSAMPLING) for plane, m in models.items()]
+            predicted = fuse_probabilities(probabilities, config.fusion) >= config.threshold
+            wmh, other = wmh_from_gold(gold.array)
+            metrics = segmentation_metrics(predicted & ~other, wmh, flair.affine)
+            rows.append({"scan": scan_id, "fold": split.fold, "scanner": row.get("scanner", ""), **metrics})
+    table = pd.DataFrame(rows, columns=["scan", "fold", "scanner", *METRIC_COLUMNS])
+    path = out_dir / CV_METRICS
+    write_text_atomic(path, table.to_csv(sep="\t", index=False, lineterminator="\n", float_format="%.6g"))
+    log.info("cross-validation: mean Dice %.4f over %d gold scans", table["dice"].mean(), len(table))
+    return path
+
+
+def export_run_model(plan: RunPlan, out_dir: Path, units: Mapping[str, UnitResult], *,
+                     device: torch.device = torch.device("cpu")) -> Path:
+    """Write ``RUN/model``: per plane the last stage's best weights (for a cross-validated
+    stage, the fold with the best validation IoU)."""
+    config = plan.config
+    last = config.stages[-1]
+    weights, chosen = {}, {}
+    for plane in config.planes:
+        candidates = [u for k, u in units.items() if k.split("/")[:2] == [last.name, plane]]
+        best = max(candidates, key=lambda u: -math.inf if u.best_iou is None else u.best_iou)
+        weights[plane] = load_checkpoint(best.best_path, config_digest=plan.digest)["model"]
+        chosen[plane] = best.key
+    provenance = {
+        "config": config.to_dict(), "config_hash": plan.digest, "seed": config.seed,
+        "data": {"manifest": str(plan.manifest.source), "manifest_sha256": plan.manifest_sha256},
+        "device": str(device), "weights_from": chosen,
+        "best_val_iou": {key: unit.best_iou for key, unit in sorted(units.items())},
+    }
+    network = {"name": "vgg16_unet", "in_channels": 1, "out_channels": 1, "width": config.network.width,
+               "decoder_batch_norm": config.network.decoder_batch_norm}
+    return export_model_folder(
+        out_dir / MODEL_DIR, network=network, plane_weights=weights, fusion=config.fusion,
+        threshold=config.threshold, prepare=_prepare_options(plan.manifest),
+        input_geometry={"patch_size": config.data.patch_size, "pad_shape": list(config.data.pad_shape),
+                        "size_multiple": DOWNSAMPLING},
+        trained_on=f"{config.name}: {len(plan.manifest)} scans of {plan.manifest.source}, stages "
+                   + " → ".join(f"{s.name} ({s.labels})" for s in config.stages),
+        provenance=provenance,
+    )
+
+
+def _prepare_options(manifest: Manifest) -> dict[str, Any] | None:
+    """The prepare parameters recorded in the first scan's FLAIR sidecar (None when absent)."""
+    for row in manifest.rows():
+        sidecar = sidecar_path(manifest.path(row, "flair"))
+        if sidecar.is_file():
+            return json.loads(sidecar.read_text()).get("parameters")
+        break
+    log.warning("prepared FLAIR has no sidecar; model.yaml records no prepare options")
+    return None

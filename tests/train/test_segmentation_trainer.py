@@ -1,0 +1,134 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from wmhkit.cli import main
+from wmhkit.errors import OutputError
+from wmhkit.train.config import ConfigError, load_config, parse_config, resolve_config_path, shipped_configs
+from wmhkit.train.segmentation import train_run
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["model"]
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.epoch: unknown key"):
+        parse_config({"stages": [{"labels": "gold", "epoch": 3}]})
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.learning_rate"):
+        parse_config({"stages": [{"labels": "gold", "learning_rate": -1}]})
+    with pytest.raises(ConfigError, match="data.patch_size"):
+        parse_config({"stages": [{"labels": "gold"}], "data": {"patch_size": 40}})
+    with pytest.raises(ConfigError, match="cross-validated gold stage"):
+        parse_config({"stages": [{"labels": "gold"}, {"labels": "silver"}]})
+    assert parse_config({"stages": [{"labels": "silver"}]}).stages[0].freeze == 5
+
+
+def test_shipped_configs_load_by_name():
+    assert {"m3sl", "m3sl-cpu", "baseline", "baseline-cpu", "transfer", "transfer-cpu"} <= set(shipped_configs())
+    m3sl = load_config(resolve_config_path("m3sl-cpu"))
+    assert [s.labels for s in m3sl.stages] == ["bronze", "silver", "gold"]
+    assert [s.freeze for s in m3sl.stages] == [0, 5, 10]
+    assert load_config(resolve_config_path("transfer")).init == "imagenet"
+
+
+def test_cli_runs_three_stages_cross_validates_and_exports(tiny_cohort, make_config, tmp_path):
+    config = make_config(stages=[
+        {"labels": "bronze", "bronze_combine": "majority", "scans": "without_gold", "epochs": 1,
+         "slices_per_epoch": 32, "val_slices": 32, "learning_rate": 1e-3},
+        {"labels": "silver", "scans": "without_gold", "epochs": 1, "slices_per_epoch": 32, "val_slices": 32},
+        {"labels": "gold", "scans": "with_gold", "folds": 3, "epochs": 1, "slices_per_epoch": 32, "val_slices": 32},
+    ])
+    config_path = tmp_path / "m3sl-tiny.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    args = ["train", str(config_path), "--out", str(run), "--manifest", str(tiny_cohort), "--no-progress"]
+    assert main(args) == 0
+    cv = pd.read_csv(run / "cv_metrics.tsv", sep="\t")
+    assert sorted(cv["scan"]) == [f"g{i:02d}" for i in range(6)]  # every gold scan tested exactly once
+    model = yaml.safe_load((run / "model" / "model.yaml").read_text())
+    assert model["kind"] == "segmentation-2.5d" and model["planes"] == ["axial"]
+    assert model["network"]["name"] == "vgg16_unet" and model["network"]["width"] == 0.0625
+    state = torch.load(run / "model" / "weights" / "axial.pt", weights_only=True)
+    assert "encoder.conv1_1.0.weight" in state
+    provenance = json.loads((run / "model" / "provenance.json").read_text())
+    assert set(provenance["best_val_iou"]) == {"bronze/axial", "silver/axial", "gold/axial/fold0",
+                                               "gold/axial/fold1", "gold/axial/fold2"}
+    # silver started from bronze's best weights, with its first 5 convs frozen at those values
+    bronze_best = _weights(run / "stages/bronze/axial/best.pt")
+    silver_last = _weights(run / "stages/silver/axial/last.pt")
+    assert torch.equal(bronze_best["encoder.conv3_1.0.weight"], silver_last["encoder.conv3_1.0.weight"])
+    assert not torch.equal(bronze_best["encoder.conv3_2.0.weight"], silver_last["encoder.conv3_2.0.weight"])
+    history = pd.read_csv(run / "stages/gold/axial/fold0/history.csv")
+    assert list(history.columns[:4]) == ["epoch", "train_loss", "val_loss", "val_iou"]
+    assert main(args) == 2  # an existing run needs --resume
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_is_bit_identical(tiny_cohort, make_config, tmp_path):
+    config = parse_config(make_config())
+    train_run(config, tmp_path / "full", manifest=tiny_cohort)
+
+    def stop_in_second_epoch(description: str, done: int, total: int) -> None:
+        if "epoch 2/" in description:
+            raise _Interrupt
+    with pytest.raises(_Interrupt):
+        train_run(config, tmp_path / "cut", manifest=tiny_cohort, progress=stop_in_second_epoch)
+    assert not (tmp_path / "cut/stages/gold/axial/done.json").exists()
+    with pytest.raises(OutputError):
+        train_run(config, tmp_path / "cut", manifest=tiny_cohort)
+    train_run(config, tmp_path / "cut", manifest=tiny_cohort, resume=True)
+    for name in ("last.pt", "best.pt"):
+        full, cut = _weights(tmp_path / "full/stages/gold/axial" / name), _weights(tmp_path / "cut/stages/gold/axial" / name)
+        assert all(torch.equal(full[k], cut[k]) for k in full)
+    history = "stages/gold/axial/history.csv"
+    assert (tmp_path / "full" / history).read_bytes() == (tmp_path / "cut" / history).read_bytes()
+    assert len(pd.read_csv(tmp_path / "full" / history)) == 2
+
+
+@pytest.mark.slow
+def test_sigkilled_run_resumes_to_the_same_result(tiny_cohort, make_config, tmp_path):
+    config = make_config(stages=[{"labels": "gold", "folds": 1, "epochs": 4, "scans": "with_gold",
+                                  "slices_per_epoch": 128, "learning_rate": 1e-3}])
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "wmhkit", "train", str(config_path), "--manifest", str(tiny_cohort), "--no-progress"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([*command, "--out", str(tmp_path / "full")], check=True, env=environment, capture_output=True)
+    unit = Path("stages/gold/axial")
+    victim = subprocess.Popen([*command, "--out", str(tmp_path / "cut")], env=environment,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "cut" / unit / "last.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (tmp_path / "cut" / unit / "done.json").exists(), "the run finished before it could be killed"
+    subprocess.run([*command, "--out", str(tmp_path / "cut"), "--resume"], check=True, env=environment,
+                   capture_output=True)
+    full, cut = _weights(tmp_path / "full" / unit / "last.pt"), _weights(tmp_path / "cut" / unit / "last.pt")
+    assert all(torch.equal(full[k], cut[k]) for k in full)
+    assert (tmp_path / "full" / unit / "history.csv").read_bytes() == (tmp_path / "cut" / unit / "history.csv").read_bytes()
+    full_model = torch.load(tmp_path / "full/model/weights/axial.pt", weights_only=True)
+    cut_model = torch.load(tmp_path / "cut/model/weights/axial.pt", weights_only=True)
+    assert all(torch.equal(full_model[k], cut_model[k]) for k in full_model)
