@@ -1,0 +1,159 @@
+"""The native-geometry record of a prepared scan, and the exact maps to and from it.
+
+``prepare`` takes a scan from its native grid to a prepared grid in two exact steps:
+reorientation to canonical RAS+ order (:mod:`wmhkit.preprocess.orientation`), then a
+crop/pad box (:mod:`wmhkit.preprocess.crop`). :class:`NativeGeometry` remembers both
+plus the native shape and affine, serialises to JSON (it lives in the prepared
+FLAIR's sidecar under ``"native_geometry"``), and :func:`to_native` maps any image on
+the prepared grid (a prediction, a probability map) back to exactly the native
+shape and affine. No interpolation is involved, so labels stay labels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+from wmhkit.errors import GeometryError, InputError
+from wmhkit.io.image import Image
+from wmhkit.io.provenance import sidecar_path
+from wmhkit.preprocess.crop import VoxelBox, crop, uncrop
+from wmhkit.preprocess.orientation import from_canonical, reorient
+
+#: Tolerance (mm) when checking that an image lies on the prepared grid of a record.
+PREPARED_GRID_ATOL_MM = 1e-3
+#: Key of the record in the prepared FLAIR's sidecar.
+SIDECAR_KEY = "native_geometry"
+
+
+@dataclass(frozen=True, eq=False)
+class NativeGeometry:
+    """How a prepared grid relates to the scan's native grid.
+
+    Attributes
+    ----------
+    shape
+        Native grid shape ``(X, Y, Z)``.
+    affine
+        Native 4×4 voxel-to-world affine (mm), kept bit-exact.
+    ornt
+        (3, 2) nibabel orientation taking the native order to canonical RAS+ order.
+    box
+        Crop/pad box on the canonical grid; its shape is the prepared shape.
+    """
+
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+    ornt: np.ndarray
+    box: VoxelBox
+
+    @property
+    def prepared_affine(self) -> np.ndarray:
+        """Affine of the prepared grid (canonical order, shifted to the box origin)."""
+        shift = np.eye(4)
+        shift[:3, 3] = self.box.start
+        return self.affine @ nib.orientations.inv_ornt_aff(self.ornt, self.shape) @ shift
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form. Floats are written with repr precision, so the affine round-trips exactly."""
+        return {
+            "shape": list(self.shape),
+            "affine": np.asarray(self.affine, dtype=np.float64).tolist(),
+            "ornt": np.asarray(self.ornt, dtype=np.float64).tolist(),
+            "box": self.box.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> "NativeGeometry":
+        """Rebuild a record written by :meth:`to_dict`."""
+        return cls(
+            tuple(int(s) for s in record["shape"]),  # type: ignore[arg-type]
+            np.asarray(record["affine"], dtype=np.float64),
+            np.asarray(record["ornt"], dtype=np.float64),
+            VoxelBox.from_dict(record["box"]),
+        )
+
+
+def native_geometry(native: Image, ornt: np.ndarray, box: VoxelBox) -> NativeGeometry:
+    """The record for ``native`` reoriented by ``ornt`` and cropped to ``box``."""
+    return NativeGeometry(native.shape, native.affine.copy(), np.asarray(ornt, dtype=np.float64), box)
+
+
+def to_prepared(image: Image, geometry: NativeGeometry) -> Image:
+    """Map an image on the native grid to the prepared grid (reorient, then crop/pad).
+
+    Raises
+    ------
+    GeometryError
+        When ``image`` is not on the record's native grid.
+    """
+    if image.shape != geometry.shape or not np.allclose(
+        image.affine, geometry.affine, atol=PREPARED_GRID_ATOL_MM, rtol=0
+    ):
+        raise GeometryError(None, f"image grid {image.shape} is not the native grid {geometry.shape} of this scan",
+                            "resample the image onto the FLAIR grid first")
+    return crop(reorient(image, geometry.ornt), geometry.box)
+
+
+def to_native(image: Image, geometry: NativeGeometry) -> Image:
+    """Map an image on the prepared grid back to the scan's native grid, exactly.
+
+    Parameters
+    ----------
+    image
+        Image of shape ``geometry.box.shape`` on the prepared grid (any dtype; a
+        uint8 label image stays uint8).
+    geometry
+        The scan's record (see :func:`load_native_geometry`).
+
+    Returns
+    -------
+    Image
+        Array of shape ``geometry.shape`` with affine equal to the native affine;
+        voxels outside the prepared box are 0.
+
+    Raises
+    ------
+    GeometryError
+        When ``image`` is not on the prepared grid of this record.
+    """
+    if image.shape != geometry.box.shape or not np.allclose(
+        image.affine, geometry.prepared_affine, atol=PREPARED_GRID_ATOL_MM, rtol=0
+    ):
+        raise GeometryError(
+            None,
+            f"image grid {image.shape} is not the prepared grid {geometry.box.shape} of this scan",
+            "pass an image produced on this scan's prepared grid",
+        )
+    canonical = uncrop(image, geometry.box)
+    native = from_canonical(canonical, geometry.ornt)
+    if native.shape != geometry.shape:  # would mean a corrupt record, not a user error
+        raise GeometryError(None, f"record maps back to {native.shape}, not {geometry.shape}",
+                            "re-run wmhkit prepare for this scan")
+    return Image(native.array, geometry.affine.copy())
+
+
+def load_native_geometry(path: str | os.PathLike[str]) -> NativeGeometry:
+    """Read the record from a prepared FLAIR's sidecar (pass the ``.json`` or the ``.nii.gz``).
+
+    Raises
+    ------
+    InputError
+        When the sidecar is missing or holds no native-geometry record.
+    """
+    path = Path(path)
+    if not path.name.endswith(".json"):
+        path = sidecar_path(path)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"cannot read the prepare sidecar ({exc})", "re-run wmhkit prepare") from exc
+    if SIDECAR_KEY not in record:
+        raise InputError(path, f"sidecar has no {SIDECAR_KEY!r} record", "point to a prepared FLAIR's sidecar")
+    return NativeGeometry.from_dict(record[SIDECAR_KEY])

@@ -1,0 +1,430 @@
+"""The ``prepare`` stage: one scan (:func:`prepare_scan`) or a whole manifest (:func:`prepare_manifest`).
+
+Per scan, in order:
+
+1. Load and validate every input (:func:`wmhkit.io.nifti.load_image` /
+   ``load_mask``; gold may hold label 2 = other pathology). Masks must be on the
+   FLAIR grid (else :class:`~wmhkit.errors.GeometryError` naming the file); a T1 on
+   another grid is resampled onto the FLAIR grid (trilinear, world coordinates).
+2. Reorient everything to canonical RAS+ storage order (permutations and flips
+   only, exactly invertible).
+3. N4 bias correction of the FLAIR, fitted inside the given brain mask, or else a
+   rough Otsu head mask.
+4. Brain mask: the given one, or :func:`~wmhkit.preprocess.brain_mask.compute_brain_mask`
+   on the *bias-corrected* FLAIR. Corrected first because the mask's refinement
+   thresholds intensities: a bias gradient pushes tissue on its dark side below
+   the threshold, while N4 itself needs no brain mask (the head mask suffices).
+5. Normalise FLAIR (and T1) to [0, 1] inside the brain (0th–98th percentile, or
+   min–max per dataset); zero outside the brain.
+6. Crop to the brain box plus a margin (or a fixed shape centred on it, zero
+   padded), and write ``flair``, ``brain_mask``, ``t1`` and every label image of the
+   row into ``OUT/<scan_id>/``, each with a provenance sidecar holding the
+   :class:`~wmhkit.preprocess.geometry.NativeGeometry` record that maps any
+   prepared-grid image back to the exact native grid
+   (:func:`~wmhkit.preprocess.geometry.to_native`).
+
+Nothing is written for a scan until all its outputs are computed. In a manifest
+run one failing scan never stops the others: it is listed in ``OUT/failures.tsv``
+with a traceback in ``OUT/crashes/<scan_id>.txt``, and left out of the new manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from wmhkit.errors import GeometryError, ManifestError, MaskError, OutputError
+from wmhkit.io.atomic import resolve_output, write_text_atomic
+from wmhkit.io.image import Image
+from wmhkit.io.manifest import Manifest, is_path_column, read_manifest, relative_path, write_manifest
+from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
+from wmhkit.io.provenance import write_sidecar
+from wmhkit.preprocess.bias import N4Settings, n4_bias_correct
+from wmhkit.preprocess.brain_mask import compute_brain_mask
+from wmhkit.preprocess.crop import brain_box, crop, fixed_shape_box
+from wmhkit.preprocess.geometry import SIDECAR_KEY, NativeGeometry, native_geometry
+from wmhkit.preprocess.normalize import DEFAULT_PERCENTILES, NORMALISATIONS, intensity_range, rescale_to_unit
+from wmhkit.preprocess.orientation import reorient, to_canonical
+from wmhkit.preprocess.resample import resample_linear
+from wmhkit.qc.overlay import save_overlay_png
+
+log = logging.getLogger(__name__)
+
+#: A scan whose largest/smallest voxel spacing exceeds this ratio is flagged anisotropic.
+ANISOTROPY_RATIO = 2.0
+#: Label values accepted per mask role (gold: MICCAI label 2 = other pathology, kept).
+GOLD_LABELS: tuple[int, ...] = (0, 1, 2)
+BINARY_LABELS: tuple[int, ...] = (0, 1)
+#: Manifest cells read as "true" in the ``fat_suppressed`` column.
+_TRUE_CELLS = frozenset({"1", "true", "yes", "y"})
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """Settings of the prepare stage (all recorded in every sidecar).
+
+    Attributes
+    ----------
+    normalisation
+        Default intensity normalisation, ``"percentile"`` or ``"minmax"``.
+    dataset_normalisation
+        Per-``dataset`` override, e.g. ``{"siteB": "minmax"}`` for a fat-suppressed site.
+    percentiles
+        Lower/upper percentile mapped to 0/1 by ``"percentile"``.
+    n4
+        Run N4 bias correction.
+    n4_settings
+        N4 shrink factor and iteration schedule.
+    crop_margin_mm
+        Margin around the brain box (mm).
+    fixed_shape
+        When set, the prepared grid has exactly this shape (centred on the brain
+        box, zero padded); else the brain box plus margin.
+    qc_png
+        Write a brain-mask overlay PNG per scan.
+    """
+
+    normalisation: str = "percentile"
+    dataset_normalisation: Mapping[str, str] = field(default_factory=dict)
+    percentiles: tuple[float, float] = DEFAULT_PERCENTILES
+    n4: bool = True
+    n4_settings: N4Settings = N4Settings()
+    crop_margin_mm: float = 10.0
+    fixed_shape: tuple[int, int, int] | None = None
+    qc_png: bool = True
+
+    def __post_init__(self) -> None:
+        for method in (self.normalisation, *self.dataset_normalisation.values()):
+            if method not in NORMALISATIONS:
+                raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {method!r}")
+        if self.fixed_shape is not None and (len(self.fixed_shape) != 3 or min(self.fixed_shape) < 1):
+            raise ValueError(f"fixed_shape must be three positive sizes, got {self.fixed_shape}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for sidecars."""
+        record = dataclasses.asdict(self)
+        record["dataset_normalisation"] = dict(sorted(self.dataset_normalisation.items()))
+        return record
+
+
+@dataclass(frozen=True)
+class PreparedScan:
+    """What :func:`prepare_scan` wrote.
+
+    Attributes
+    ----------
+    outputs
+        Role (``flair``, ``brain_mask``, ``t1``, ``gold``, ``bronze_<m>``, ...) → file.
+    geometry
+        The record mapping prepared images back to the native grid.
+    brain_mask_source
+        ``"given"`` or ``"computed"``.
+    anisotropic
+        True when the native voxels are anisotropic beyond :data:`ANISOTROPY_RATIO`.
+    """
+
+    outputs: dict[str, Path]
+    geometry: NativeGeometry
+    brain_mask_source: str
+    anisotropic: bool
+
+
+@dataclass(frozen=True)
+class ScanFailure:
+    """A scan that could not be prepared: its IDs, the one-line error and the crash file."""
+
+    subject: str
+    session: str
+    error: str
+    crash_file: Path
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    """Outcome of :func:`prepare_manifest`: the new manifest, the prepared scans and the failures."""
+
+    manifest: Path
+    prepared: dict[str, PreparedScan]
+    failures: list[ScanFailure]
+
+
+def prepare_scan(
+    flair: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    t1: str | os.PathLike[str] | None = None,
+    brain_mask: str | os.PathLike[str] | None = None,
+    labels: Mapping[str, str | os.PathLike[str]] | None = None,
+    normalisation: str | None = None,
+    options: PrepareOptions = PrepareOptions(),
+) -> PreparedScan:
+    """Prepare one scan into ``out_dir`` (see the module docstring for the steps).
+
+    Parameters
+    ----------
+    flair
+        Native FLAIR file.
+    out_dir
+        Folder for this scan's outputs (created); must not hold any of the inputs.
+    t1
+        Optional T1 (any grid in the same world space).
+    brain_mask
+        Optional brain mask on the FLAIR grid; computed when absent.
+    labels
+        Label images on the FLAIR grid by role (``gold`` may hold 0/1/2; other
+        roles such as ``silver`` or ``bronze_<method>`` are binary).
+    normalisation
+        ``"percentile"`` or ``"minmax"``; default ``options.normalisation``.
+    options
+        Stage settings.
+
+    Returns
+    -------
+    PreparedScan
+
+    Raises
+    ------
+    InputError, HeaderError, GeometryError, MaskError
+        Naming the offending file.
+    OutputError
+        When an output would overwrite an input.
+    """
+    method = normalisation or options.normalisation
+    if method not in NORMALISATIONS:
+        raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {method!r}")
+    flair_path = Path(flair)
+    label_paths = {role: Path(path) for role, path in (labels or {}).items()}
+    inputs: dict[str, Path] = {"flair": flair_path, **label_paths}
+    if t1 is not None:
+        inputs["t1"] = Path(t1)
+    if brain_mask is not None:
+        inputs["brain_mask"] = Path(brain_mask)
+    out_dir = Path(out_dir)
+    _check_outputs_not_inputs(out_dir, inputs.values())
+
+    native_flair = load_image(flair_path)
+    spacing = native_flair.spacing_mm
+    anisotropic = max(spacing) / min(spacing) > ANISOTROPY_RATIO
+    if anisotropic:
+        log.info("%s: anisotropic voxels %s mm", flair_path, spacing)
+    native_labels = {
+        role: _load_label(path, native_flair, GOLD_LABELS if role == "gold" else BINARY_LABELS)
+        for role, path in sorted(label_paths.items())
+    }
+    given_mask = None if brain_mask is None else _load_label(Path(brain_mask), native_flair, BINARY_LABELS)
+    if given_mask is not None and not given_mask.array.any():
+        raise MaskError(brain_mask, "the brain mask is empty", "provide a non-empty brain mask or leave the cell empty")
+    native_t1 = None if t1 is None else _load_t1(Path(t1), native_flair)
+
+    canonical_flair, ornt = to_canonical(native_flair)
+    labels_canonical = {role: reorient(image, ornt) for role, image in native_labels.items()}
+    t1_canonical = None if native_t1 is None else reorient(native_t1, ornt)
+    mask_canonical = None if given_mask is None else reorient(given_mask, ornt)
+
+    if options.n4:
+        fit_mask = None if mask_canonical is None else mask_canonical.array
+        canonical_flair = n4_bias_correct(canonical_flair, mask=fit_mask, settings=options.n4_settings)
+    if mask_canonical is None:
+        mask_canonical = compute_brain_mask(canonical_flair, t1=t1_canonical)
+    brain = mask_canonical.array
+
+    low, high = intensity_range(canonical_flair.array, brain, method=method, percentiles=options.percentiles)
+    prepared = {"flair": canonical_flair.with_array(rescale_to_unit(canonical_flair.array, brain, low, high))}
+    if t1_canonical is not None:
+        t1_low, t1_high = intensity_range(t1_canonical.array, brain, method=method, percentiles=options.percentiles)
+        prepared["t1"] = t1_canonical.with_array(rescale_to_unit(t1_canonical.array, brain, t1_low, t1_high))
+    prepared["brain_mask"] = mask_canonical.with_array(brain.astype(np.uint8))
+    prepared.update(labels_canonical)
+
+    box = brain_box(mask_canonical, margin_mm=options.crop_margin_mm)
+    if options.fixed_shape is not None:
+        box = fixed_shape_box(box, tuple(options.fixed_shape))  # type: ignore[arg-type]
+    geometry = native_geometry(native_flair, ornt, box)
+    cropped = {role: crop(image, box) for role, image in prepared.items()}
+
+    outputs = _write_outputs(cropped, out_dir)
+    extra = {
+        SIDECAR_KEY: geometry.to_dict(),
+        "spacing_mm": list(spacing),
+        "anisotropic": anisotropic,
+        "brain_mask_source": "computed" if brain_mask is None else "given",
+        "normalisation": {"method": method, "flair_range": [low, high]},
+        "outputs": {role: path.name for role, path in sorted(outputs.items())},
+    }
+    parameters = options.to_dict() | {"normalisation": method}
+    for path in outputs.values():
+        write_sidecar(path, step="prepare", inputs=inputs, parameters=parameters, extra=extra)
+    if options.qc_png:
+        save_overlay_png(cropped["flair"], out_dir / "qc_brain_mask.png", masks={"brain_mask": cropped["brain_mask"]})
+    return PreparedScan(outputs, geometry, extra["brain_mask_source"], anisotropic)
+
+
+def prepare_manifest(
+    manifest: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, options: PrepareOptions = PrepareOptions()
+) -> PrepareResult:
+    """Prepare every scan of ``manifest`` into ``out_dir`` and write ``out_dir/manifest.tsv``.
+
+    The new manifest keeps every original column and row order (failed scans left
+    out); path columns point at the prepared files (relative to the new manifest),
+    ``brain_mask`` is filled for every scan, and a ``native_<column>`` column points
+    back at each original file. Other columns holding paths to existing files
+    (e.g. ``true_brain_mask`` of phantoms) are rewritten relative to the new manifest.
+
+    The normalisation of a row is, in order of precedence: its ``normalisation``
+    cell, ``options.dataset_normalisation[dataset]``, ``minmax`` when its
+    ``fat_suppressed`` cell is true, else ``options.normalisation``.
+
+    Returns
+    -------
+    PrepareResult
+        With one :class:`ScanFailure` per scan that failed (also in ``out_dir/failures.tsv``).
+
+    Raises
+    ------
+    OutputError
+        When ``out_dir`` is the manifest's folder (inputs would be overwritten).
+    ManifestError
+        For an unreadable manifest or an unknown normalisation cell.
+    """
+    table = read_manifest(manifest)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"output {out_dir} exists and is not a folder; choose a folder for --out")
+    if out_dir.resolve() == table.root.resolve():
+        raise OutputError(
+            f"output folder {out_dir} is the input manifest's folder; choose another folder so inputs stay untouched"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prepared: dict[str, PreparedScan] = {}
+    failures: list[ScanFailure] = []
+    rows: list[dict[str, str]] = []
+    for index, row in enumerate(table.rows(), start=1):
+        scan_id = table.scan_id(row)
+        crash_file = resolve_output(out_dir, f"crashes/{scan_id}.txt")
+        try:
+            method = _row_normalisation(table, row, index, options)
+            result = prepare_scan(
+                table.path(row, "flair"),
+                resolve_output(out_dir, scan_id),
+                t1=table.path(row, "t1"),
+                brain_mask=table.path(row, "brain_mask"),
+                labels=_row_labels(table, row),
+                normalisation=method,
+                options=options,
+            )
+        except Exception as exc:  # one bad scan must not stop the cohort; recorded below
+            log.error("%s: %s", scan_id, exc)
+            write_text_atomic(crash_file, "".join(traceback.format_exception(exc)))
+            failures.append(ScanFailure(row["subject"], row.get("session", ""), _one_line(exc), crash_file))
+            continue
+        crash_file.unlink(missing_ok=True)
+        prepared[scan_id] = result
+        rows.append(_prepared_row(table, row, result, out_dir))
+    _write_failures(failures, out_dir)
+    manifest_path = write_manifest(_prepared_table(table, rows), out_dir / "manifest.tsv")
+    log.info("prepared %d of %d scans into %s", len(prepared), len(table), out_dir)
+    return PrepareResult(manifest_path, prepared, failures)
+
+
+def _load_label(path: Path, flair: Image, allowed: tuple[int, ...]) -> Image:
+    label = load_mask(path, allowed_labels=allowed)
+    if not label.same_grid(flair):
+        raise GeometryError(
+            path,
+            f"grid {label.shape} (affine diagonal {np.diag(label.affine)[:3].round(3).tolist()}) differs from "
+            f"the FLAIR grid {flair.shape} (affine diagonal {np.diag(flair.affine)[:3].round(3).tolist()})",
+            "resample the mask onto the FLAIR grid with nearest neighbour",
+        )
+    return label
+
+
+def _load_t1(path: Path, flair: Image) -> Image:
+    t1 = load_image(path)
+    if t1.same_grid(flair):
+        return t1
+    log.info("%s: T1 grid %s differs from the FLAIR grid %s; resampling (trilinear)", path, t1.shape, flair.shape)
+    return resample_linear(t1, flair)
+
+
+def _check_outputs_not_inputs(out_dir: Path, inputs: Any) -> None:
+    resolved_inputs = {Path(p).resolve() for p in inputs}
+    resolved_out = out_dir.resolve()
+    clashes = sorted(str(p) for p in resolved_inputs if p.parent == resolved_out)
+    if clashes:
+        raise OutputError(f"output folder {out_dir} holds input file(s) {clashes}; choose another output folder")
+
+
+def _write_outputs(cropped: Mapping[str, Image], out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = {}
+    for role, image in cropped.items():
+        path = resolve_output(out_dir, f"{role}.nii.gz")
+        if image.array.dtype == np.uint8:
+            save_mask(image, path)
+        else:
+            save_image(image, path)
+        outputs[role] = path
+    return outputs
+
+
+def _row_normalisation(table: Manifest, row: Mapping[str, str], index: int, options: PrepareOptions) -> str:
+    cell = row.get("normalisation", "").strip().lower()
+    if cell:
+        if cell not in NORMALISATIONS:
+            raise ManifestError(table.source, f"normalisation {cell!r} is not one of {NORMALISATIONS}",
+                                "use percentile or minmax, or leave the cell empty", row=index)
+        return cell
+    dataset = row.get("dataset", "")
+    if dataset in options.dataset_normalisation:
+        return options.dataset_normalisation[dataset]
+    if row.get("fat_suppressed", "").strip().lower() in _TRUE_CELLS:
+        return "minmax"
+    return options.normalisation
+
+
+def _row_labels(table: Manifest, row: Mapping[str, str]) -> dict[str, Path]:
+    roles = [c for c in table.table.columns if is_path_column(c) and c not in ("flair", "t1", "brain_mask")]
+    return {role: path for role in roles if (path := table.path(dict(row), role)) is not None}
+
+
+def _prepared_row(table: Manifest, row: Mapping[str, str], result: PreparedScan, out_dir: Path) -> dict[str, str]:
+    new = dict(row)
+    for column, cell in row.items():
+        if not cell:
+            continue
+        original = table.root / cell
+        if column in result.outputs:
+            new[f"native_{column}"] = relative_path(original, out_dir)
+        elif not is_path_column(column) and original.is_file():
+            new[column] = relative_path(original, out_dir)
+    for role, path in result.outputs.items():
+        new[role] = relative_path(path, out_dir)
+    return new
+
+
+def _prepared_table(table: Manifest, rows: list[dict[str, str]]) -> pd.DataFrame:
+    columns = list(table.table.columns)
+    for column in ("brain_mask", *[f"native_{c}" for c in table.table.columns if is_path_column(c)]):
+        if column not in columns:
+            columns.append(column)
+    return pd.DataFrame([{c: row.get(c, "") for c in columns} for row in rows], columns=columns, dtype=str)
+
+
+def _write_failures(failures: list[ScanFailure], out_dir: Path) -> None:
+    lines = ["subject\tsession\terror"]
+    lines += [f"{f.subject}\t{f.session}\t{f.error}" for f in failures]
+    write_text_atomic(out_dir / "failures.tsv", "\n".join(lines) + "\n")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {text}"

@@ -1,0 +1,54 @@
+"""Intensity normalisation inside the brain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wmhkit.errors import MaskError
+from wmhkit.preprocess.normalize import intensity_range, normalise_intensity
+
+
+@pytest.fixture
+def flair_and_brain():
+    rng = np.random.default_rng(3)
+    flair = rng.gamma(4.0, 25.0, size=(20, 20, 10)).astype(np.float32)
+    brain = np.zeros(flair.shape, np.uint8)
+    brain[4:16, 4:16, 2:8] = 1
+    flair[brain == 0] += 1000.0  # bright skull outside the brain must not set the scale
+    return flair, brain
+
+
+def test_percentile_maps_p0_to_0_and_p98_to_1(flair_and_brain):
+    flair, brain = flair_and_brain
+    inside = flair[brain > 0]
+    p0, p98 = np.percentile(inside, [0, 98])
+    out = normalise_intensity(flair, brain)
+    assert out.dtype == np.float32
+    assert out.min() == 0.0 and out.max() == 1.0
+    assert out[flair == inside.min()][0] == 0.0
+    below = inside[inside < p98].max()  # the brightest voxel under the 98th percentile
+    assert out[flair == below][0] == pytest.approx((below - p0) / (p98 - p0), abs=1e-6)
+    assert 0.99 < out[flair == below][0] < 1.0
+    assert np.mean(out[brain > 0] == 1.0) == pytest.approx(0.02, abs=0.005)  # top 2 % clipped
+    assert np.all(out[brain == 0] == 0.0)
+
+
+def test_minmax_uses_the_brain_extremes(flair_and_brain):
+    flair, brain = flair_and_brain
+    inside = flair[brain > 0]
+    out = normalise_intensity(flair, brain, method="minmax")
+    assert intensity_range(flair, brain, method="minmax") == (float(inside.min()), float(inside.max()))
+    assert np.sum(out[brain > 0] == 1.0) == 1
+    mid = (flair - inside.min()) / (inside.max() - inside.min())
+    assert np.allclose(out[brain > 0], mid[brain > 0], atol=1e-6)
+
+
+def test_empty_or_constant_brain_raises(flair_and_brain):
+    flair, brain = flair_and_brain
+    with pytest.raises(MaskError, match="empty"):
+        normalise_intensity(flair, np.zeros_like(brain))
+    with pytest.raises(MaskError, match="constant"):
+        normalise_intensity(np.ones_like(flair), brain)
+    with pytest.raises(ValueError, match="normalisation must be"):
+        normalise_intensity(flair, brain, method="zscore")
