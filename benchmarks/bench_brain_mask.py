@@ -74,7 +74,7 @@ def bench_phantoms(n: int, seed: int, out: Path) -> list[str]:
     try:
         from wmhkit.synth import synthesize_cohort
     except ImportError:
-        return [f"| phantoms | wmhkit.synth not available | | | | | |"]
+        return ["| phantoms | wmhkit.synth not available | | | | | |"]
     import pandas as pd
 
     phantom_dir = out / "phantoms"

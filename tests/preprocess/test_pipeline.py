@@ -114,7 +114,7 @@ def _cohort(tmp_path, write_scan, write_manifest_tsv, affines):
     data = tmp_path / "data"
     rows = []
     for index, orientation in enumerate(("RAS", "LPS", "oblique20"), start=1):
-        files = write_scan(data / f"sub-{index}", affines[orientation], SHAPE, seed=index)
+        write_scan(data / f"sub-{index}", affines[orientation], SHAPE, seed=index)
         rows.append({
             "subject": f"sub-{index}", "dataset": "siteB" if index == 3 else "siteA",
             "flair": f"sub-{index}/flair.nii.gz", "brain_mask": f"sub-{index}/brain.nii.gz",

@@ -31,7 +31,7 @@ from wmhkit.errors import InputError
 from wmhkit.io.manifest import Manifest
 from wmhkit.io.nifti import load_image, load_mask
 from wmhkit.preprocess.patches import (
-    PLANE_AXIS, crop_to_shape, extract_patches, keep_lesion_patches, pad_to_shape, slices_along,
+    extract_patches, keep_lesion_patches, pad_to_shape, slices_along,
 )
 from wmhkit.train.config import AugmentationConfig, DataConfig, StageConfig
 
@@ -226,42 +226,3 @@ def to_tensors(images: np.ndarray, labels: np.ndarray, device: torch.device) -> 
     image_tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[:, None].to(device)
     label_tensor = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64))[:, None].to(device)
     return image_tensor, label_tensor
-
-
-@torch.no_grad()
-def predict_plane(model: torch.nn.Module, flair: np.ndarray, plane: str, *, batch_size: int = 32,
-                  device: torch.device | str = "cpu", multiple: int = 16) -> np.ndarray:
-    """Lesion probability of every voxel from one plane's 2D model.
-
-    The prepared FLAIR ``(X, Y, Z)`` is zero-padded in-plane to multiples of
-    ``multiple``; each slice along ``plane`` goes through the fully convolutional
-    model whole; the sigmoid outputs are stacked back and cropped.
-
-    Returns
-    -------
-    numpy.ndarray
-        float32 ``(X, Y, Z)`` in [0, 1].
-    """
-    target = tuple(-(-size // multiple) * multiple for size in flair.shape)
-    padded = pad_to_shape(flair.astype(np.float32), target)
-    slices = slices_along(padded, plane)
-    model.eval()
-    outputs = []
-    for start in range(0, slices.shape[0], batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(slices[start:start + batch_size]))[:, None].to(device)
-        outputs.append(torch.sigmoid(model(batch))[:, 0].cpu().numpy())
-    stacked = np.concatenate(outputs)
-    volume = np.moveaxis(stacked, 0, PLANE_AXIS[plane])
-    return crop_to_shape(volume, flair.shape).astype(np.float32)
-
-
-def fuse_probabilities(probabilities: list[np.ndarray], method: str = "mean") -> np.ndarray:
-    """Voxel-wise fusion of per-plane probability maps: ``mean``, ``median`` or ``max``."""
-    stack = np.stack(probabilities)
-    if method == "mean":
-        return stack.mean(axis=0, dtype=np.float32)
-    if method == "median":
-        return np.median(stack, axis=0).astype(np.float32)
-    if method == "max":
-        return stack.max(axis=0)
-    raise ValueError(f"fusion must be mean, median or max, got {method!r}")

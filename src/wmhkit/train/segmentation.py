@@ -50,6 +50,8 @@ from wmhkit.io.provenance import sha256_file, sidecar_path
 from wmhkit.metrics.segmentation import METRIC_COLUMNS, segmentation_metrics, wmh_from_gold
 from wmhkit.nn.imagenet import load_imagenet_encoder
 from wmhkit.nn.losses import DiceFocalLoss, split_labels
+from wmhkit.nn.plane_fusion import fuse_probabilities
+from wmhkit.nn.planes import predict_plane
 from wmhkit.nn.vgg_unet import DOWNSAMPLING, VGG16UNet, build_network
 from wmhkit.train import distributed
 from wmhkit.train.checkpoint import (
@@ -58,7 +60,7 @@ from wmhkit.train.checkpoint import (
 )
 from wmhkit.train.config import TrainConfig
 from wmhkit.train.data import (
-    SliceSet, augment, epoch_order, fuse_probabilities, load_slice_set, predict_plane, stage_label_sources,
+    SliceSet, augment, epoch_order, load_slice_set, stage_label_sources,
     to_tensors,
 )
 from wmhkit.train.distributed import DistContext
@@ -476,8 +478,12 @@ def evaluate_test_folds(plan: RunPlan, out_dir: Path, *, device: torch.device = 
                 continue
             flair = load_image(plan.manifest.path(row, "flair"))
             gold = load_mask(plan.manifest.path(row, "gold"), allowed_labels=(0, 1, 2))
-            probabilities = [predict_plane(m, flair.array, plane, batch_size=stage.batch_size, device=device,
-                                           multiple=DOWNSAMPLING) for plane, m in models.items()]
+            brain_path = plan.manifest.path(row, "brain_mask")
+            # Prepared FLAIRs are zero outside the brain, so that is the brain when no mask is listed.
+            brain = load_mask(brain_path).array > 0 if brain_path else flair.array != 0
+            probabilities = [predict_plane(m, flair.array[None], brain, plane, size_multiple=DOWNSAMPLING,
+                                           batch_size=stage.batch_size, device=device)
+                             for plane, m in models.items()]
             predicted = fuse_probabilities(probabilities, config.fusion) >= config.threshold
             wmh, other = wmh_from_gold(gold.array)
             metrics = segmentation_metrics(predicted & ~other, wmh, flair.affine)
