@@ -21,7 +21,8 @@ def demo_command(
 ) -> None:
     """Synthesize a phantom cohort, prepare it, print a summary and write QC overlays."""
     result = run_demo(out, subjects=subjects, seed=seed, quick=quick)
-    console = Console()
+    # At least 130 columns, so the table is never squeezed into ellipses in logs and pipes.
+    console = Console(width=max(Console().width, 130))
     table = Table(title="wmhkit demo: phantom cohort after prepare")
     for column in result.summary.columns:
         table.add_column(column, justify="left" if column in {"subject", "scanner", "stage"} else "right")

@@ -115,6 +115,30 @@ class PrepareOptions:
         record["dataset_normalisation"] = dict(sorted(self.dataset_normalisation.items()))
         return record
 
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> "PrepareOptions":
+        """Rebuild options from their :meth:`to_dict` form (e.g. a model folder's ``prepare`` entry).
+
+        Raises
+        ------
+        TypeError, ValueError
+            For unknown keys or invalid values.
+        """
+        values = dict(record)
+        if "n4_settings" in values:
+            n4 = dict(values["n4_settings"])
+            if "iterations" in n4:
+                n4["iterations"] = tuple(n4["iterations"])
+            values["n4_settings"] = N4Settings(**n4)
+        if "percentiles" in values:
+            values["percentiles"] = tuple(values["percentiles"])
+        if values.get("fixed_shape") is not None:
+            values["fixed_shape"] = tuple(values["fixed_shape"])
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown prepare settings {unknown}; known: {sorted(f.name for f in dataclasses.fields(cls))}")
+        return cls(**values)
+
 
 @dataclass(frozen=True)
 class PreparedScan:
@@ -311,7 +335,7 @@ def prepare_manifest(
         scan_id = table.scan_id(row)
         crash_file = resolve_output(out_dir, f"crashes/{scan_id}.txt")
         try:
-            method = _row_normalisation(table, row, index, options)
+            method = row_normalisation(table, row, index, options)
             result = prepare_scan(
                 table.path(row, "flair"),
                 resolve_output(out_dir, scan_id),
@@ -376,7 +400,9 @@ def _write_outputs(cropped: Mapping[str, Image], out_dir: Path) -> dict[str, Pat
     return outputs
 
 
-def _row_normalisation(table: Manifest, row: Mapping[str, str], index: int, options: PrepareOptions) -> str:
+def row_normalisation(table: Manifest, row: Mapping[str, str], index: int, options: PrepareOptions) -> str:
+    """The normalisation of manifest row ``index`` (1-based): its ``normalisation`` cell, else the
+    dataset override, else ``minmax`` for a fat-suppressed row, else the default (see :func:`prepare_manifest`)."""
     cell = row.get("normalisation", "").strip().lower()
     if cell:
         if cell not in NORMALISATIONS:
