@@ -1,0 +1,43 @@
+"""``wmhkit predict --model DIR INPUT... --out DIR``: native-space WMH masks and volumes from a model folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+import typer
+
+from wmhkit.cli import app
+from wmhkit.nn.plane_fusion import FUSION_RULES
+from wmhkit.nn.planes import DEFAULT_BATCH_SIZE
+from wmhkit.infer.predict import PredictSettings, predict_scans
+from wmhkit.infer.volumes import DEFAULT_PV_DISTANCE_MM
+
+
+@app.command("predict")
+def predict(
+    inputs: list[Path] = typer.Argument(..., help="FLAIR NIfTI files, or one manifest.tsv."),
+    model: Path = typer.Option(..., "--model", "-m", help="Model folder (model.yaml, weights/, provenance.json)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (not a folder holding the inputs)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
+    threshold: float | None = typer.Option(
+        None, "--threshold", min=0.0, max=1.0, help="Threshold of the fused probability (default: the model's)."
+    ),
+    fusion: str | None = typer.Option(
+        None, "--fusion", help=f"Fusion of the plane probabilities: {', '.join(FUSION_RULES)} (default: the model's)."
+    ),
+    pv_distance_mm: float = typer.Option(
+        DEFAULT_PV_DISTANCE_MM, "--pv-distance-mm", min=0.0, help="Periventricular band width around the ventricles (mm)."
+    ),
+    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Slices per forward pass."),
+) -> None:
+    """Segment WMH in each scan and write masks, probability maps, sidecars and volumes.csv to OUT."""
+    if fusion is not None and fusion not in FUSION_RULES:
+        raise typer.BadParameter(f"--fusion {fusion!r} is not one of {', '.join(FUSION_RULES)}")
+    settings = PredictSettings(threshold=threshold, fusion=fusion, pv_distance_mm=pv_distance_mm)
+    result = predict_scans(model, inputs, out, device=device, batch_size=batch_size, settings=settings)
+    typer.echo(f"segmented {len(result.outputs)} scan(s); volumes: {result.volumes}")
+    if result.failures:
+        typer.echo(f"{len(result.failures)} scan(s) failed (see {out / 'failures.tsv'}):", err=True)
+        for failure in result.failures:
+            who = failure.subject + (f" session {failure.session}" if failure.session else "")
+            typer.echo(f"  {who}: {failure.error}", err=True)
+        raise typer.Exit(code=1)

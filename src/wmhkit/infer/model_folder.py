@@ -1,0 +1,357 @@
+"""Model folders: the one thing ``wmhkit predict`` needs.
+
+Layout (written by ``wmhkit train`` / ``wmhkit train-volume``, or :func:`save_model_folder`)::
+
+    MODEL/
+        model.yaml          kind, network, inputs, planes, fusion, threshold, prepare, ...
+        weights/<name>.pt   plain state_dicts: one per plane (``axial.pt``, ...) for
+                            ``segmentation-2.5d``, ``model.pt`` for other kinds
+        provenance.json     training config, config hash, data, seed, versions, metrics
+
+``model.yaml`` keys read here:
+
+``kind``
+    ``"segmentation-2.5d"``, ``"segmentation-3d"`` or ``"volume"``.
+``network``
+    ``{name: <registered network>, **constructor kwargs}``.
+``inputs``
+    Prepared images stacked as input channels, in order (default ``[flair]``).
+``planes``
+    For 2.5D models: the planes, one network each (default axial, sagittal, coronal).
+``fusion``, ``threshold``
+    Default fusion rule of the plane probabilities and binarisation threshold.
+``prepare``
+    The :class:`~wmhkit.preprocess.pipeline.PrepareOptions` used in training
+    (``PrepareOptions.to_dict()``), so that predict prepares scans identically.
+
+Other keys (``wmhkit_version``, ``trained_on``, input geometry, ...) are kept
+in :attr:`ModelSpec.record` for provenance.
+
+The model hash is the SHA-256 of the lines ``<relative path> <sha256 of file>``
+over ``model.yaml`` and every ``weights/*.pt``, sorted by path: it changes when
+the configuration or any weight changes, and not when the folder is moved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from wmhkit.errors import InputError
+from wmhkit.nn.plane_fusion import FUSION_RULES, check_threshold
+from wmhkit.io.atomic import atomic_path, write_text_atomic
+from wmhkit.io.provenance import sha256_file
+from wmhkit.preprocess.patches import PLANE_AXIS
+from wmhkit.preprocess.pipeline import PrepareOptions
+
+MODEL_YAML = "model.yaml"
+WEIGHTS_DIR = "weights"
+PROVENANCE_JSON = "provenance.json"
+#: Weights name of single-network kinds (``weights/model.pt``).
+SINGLE_WEIGHTS = "model"
+
+KIND_2_5D = "segmentation-2.5d"
+KIND_3D = "segmentation-3d"
+KIND_VOLUME = "volume"
+KINDS: tuple[str, ...] = (KIND_2_5D, KIND_3D, KIND_VOLUME)
+
+DEFAULT_PLANES: tuple[str, ...] = ("axial", "sagittal", "coronal")
+DEFAULT_INPUTS: tuple[str, ...] = ("flair",)
+#: Prepared images a network may take as input channels.
+INPUT_ROLES: tuple[str, ...] = ("flair", "t1")
+
+#: Registered networks: ``model.yaml`` name → module providing ``build_network(spec)``
+#: and ``DOWNSAMPLING`` (input height and width must be multiples of it).
+NETWORK_MODULES: dict[str, str] = {"vgg16_unet": "wmhkit.nn.vgg_unet"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The validated content of ``model.yaml``.
+
+    Attributes
+    ----------
+    kind
+        One of :data:`KINDS`.
+    network
+        ``{"name": ..., **kwargs}`` for the network builder.
+    inputs
+        Prepared images stacked as channels (``"flair"``, ``"t1"``).
+    planes
+        Planes of a 2.5D model (empty for other kinds).
+    fusion
+        Default fusion rule (see :mod:`wmhkit.nn.plane_fusion`).
+    threshold
+        Default threshold of the fused probability, in (0, 1].
+    prepare
+        Prepare-stage settings used in training.
+    record
+        The whole parsed ``model.yaml``.
+    """
+
+    kind: str
+    network: dict[str, Any]
+    inputs: tuple[str, ...]
+    planes: tuple[str, ...]
+    fusion: str
+    threshold: float
+    prepare: PrepareOptions
+    record: dict[str, Any]
+
+    @property
+    def weight_names(self) -> tuple[str, ...]:
+        """Stems of the weights files: the planes for 2.5D models, else ``("model",)``."""
+        return self.planes if self.kind == KIND_2_5D else (SINGLE_WEIGHTS,)
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """A model folder with its networks built, weights loaded, in eval mode on ``device``.
+
+    Attributes
+    ----------
+    folder
+        The model folder.
+    spec
+        Its ``model.yaml``.
+    networks
+        Weights name (plane, or ``"model"``) → network.
+    size_multiple
+        Input height/width of the networks must be multiples of this.
+    model_hash
+        See :func:`model_hash`.
+    device
+        Where the networks live.
+    """
+
+    folder: Path
+    spec: ModelSpec
+    networks: dict[str, nn.Module]
+    size_multiple: int
+    model_hash: str
+    device: torch.device
+
+
+def weights_path(folder: str | os.PathLike[str], name: str) -> Path:
+    """``folder/weights/<name>.pt``."""
+    return Path(folder) / WEIGHTS_DIR / f"{name}.pt"
+
+
+def read_model_spec(folder: str | os.PathLike[str]) -> ModelSpec:
+    """Read and validate ``model.yaml`` and check that every file of the folder is present.
+
+    Raises
+    ------
+    InputError
+        Naming the missing file (``model.yaml``, ``provenance.json``, a weights
+        file) or the invalid ``model.yaml`` entry.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "model folder does not exist", "pass --model a folder written by wmhkit train")
+    yaml_path = folder / MODEL_YAML
+    _require_file(yaml_path, "the model folder has no model.yaml")
+    try:
+        record = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputError(yaml_path, f"not readable YAML ({exc})", "restore model.yaml from the training run") from exc
+    if not isinstance(record, dict):
+        raise InputError(yaml_path, "model.yaml is not a mapping of keys", "restore model.yaml from the training run")
+    spec = _spec_from_record(record, yaml_path)
+    _require_file(folder / PROVENANCE_JSON, "the model folder has no provenance.json")
+    for name in spec.weight_names:
+        _require_file(weights_path(folder, name), f"the model folder has no weights file for {name!r}")
+    return spec
+
+
+def model_hash(folder: str | os.PathLike[str]) -> str:
+    """SHA-256 identifying a model: over ``model.yaml`` and ``weights/*.pt`` (see the module docstring).
+
+    Returns
+    -------
+    str
+        64 hex digits.
+    """
+    folder = Path(folder)
+    files = [folder / MODEL_YAML, *sorted((folder / WEIGHTS_DIR).glob("*.pt"))]
+    lines = [f"{path.relative_to(folder).as_posix()} {sha256_file(path)}\n" for path in files]
+    return hashlib.sha256("".join(sorted(lines)).encode("utf-8")).hexdigest()
+
+
+def build_network(spec: Mapping[str, Any]) -> tuple[nn.Module, int]:
+    """Build a registered network from a ``model.yaml`` ``network`` entry.
+
+    Returns
+    -------
+    network : torch.nn.Module
+        Freshly initialised.
+    size_multiple : int
+        Input height and width must be multiples of this.
+
+    Raises
+    ------
+    ValueError
+        For an unknown network name or constructor arguments it does not take.
+    """
+    name = spec.get("name")
+    if name not in NETWORK_MODULES:
+        raise ValueError(f"unknown network {name!r}; known networks: {sorted(NETWORK_MODULES)}")
+    module = importlib.import_module(NETWORK_MODULES[name])
+    return module.build_network(dict(spec)), int(module.DOWNSAMPLING)
+
+
+def load_model(folder: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> LoadedModel:
+    """Validate a model folder, build its networks and load their weights safely.
+
+    Weights are read with ``torch.load(..., weights_only=True)``: a file carrying a
+    pickle payload is refused, never executed.
+
+    Parameters
+    ----------
+    folder
+        The model folder.
+    device
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Raises
+    ------
+    InputError
+        For a missing or invalid file, unsafe or corrupt weights, or weights that
+        do not fit the network named in ``model.yaml``.
+    """
+    folder = Path(folder)
+    spec = read_model_spec(folder)
+    target = resolve_device(device)
+    networks: dict[str, nn.Module] = {}
+    size_multiple = 1
+    for name in spec.weight_names:
+        try:
+            network, size_multiple = build_network(spec.network)
+        except (TypeError, ValueError) as exc:
+            raise InputError(folder / MODEL_YAML, f"cannot build the network ({exc})",
+                             "fix the network entry of model.yaml") from exc
+        network.load_state_dict(_read_state_dict(weights_path(folder, name), network))
+        networks[name] = network.to(target).eval()
+    return LoadedModel(folder, spec, networks, size_multiple, model_hash(folder), target)
+
+
+def save_model_folder(
+    folder: str | os.PathLike[str],
+    record: Mapping[str, Any],
+    weights: Mapping[str, Mapping[str, torch.Tensor]],
+    provenance: Mapping[str, Any],
+) -> str:
+    """Write a model folder atomically file by file and return its model hash.
+
+    Parameters
+    ----------
+    folder
+        Destination (created).
+    record
+        The ``model.yaml`` content; validated as :func:`read_model_spec` would.
+    weights
+        Weights name (plane, or ``"model"``) → ``state_dict``.
+    provenance
+        The ``provenance.json`` content (JSON-serialisable, no NaN).
+
+    Raises
+    ------
+    ValueError
+        When ``record`` is invalid or ``weights`` lacks or adds a name.
+    """
+    folder = Path(folder)
+    spec = _spec_from_record(dict(record), folder / MODEL_YAML)
+    if set(weights) != set(spec.weight_names):
+        raise ValueError(f"weights for {sorted(weights)} given, model.yaml needs {sorted(spec.weight_names)}")
+    for name in spec.weight_names:
+        with atomic_path(weights_path(folder, name)) as tmp:
+            torch.save({key: tensor.detach().cpu() for key, tensor in weights[name].items()}, tmp)
+    write_text_atomic(folder / PROVENANCE_JSON, json.dumps(provenance, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    write_text_atomic(folder / MODEL_YAML, yaml.safe_dump(dict(record), sort_keys=True))
+    return model_hash(folder)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """A torch device, refusing CUDA where none is available.
+
+    Raises
+    ------
+    ValueError
+        For an unknown device, or ``cuda`` on a machine without a usable GPU.
+    """
+    try:
+        target = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {device!r}; use cpu or cuda") from exc
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but no CUDA GPU is available; use --device cpu")
+    if target.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r} is not supported; use cpu or cuda")
+    return target
+
+
+def _spec_from_record(record: dict[str, Any], yaml_path: Path) -> ModelSpec:
+    def invalid(reason: str) -> InputError:
+        return InputError(yaml_path, reason, "fix model.yaml (or re-export the model with wmhkit train)")
+
+    kind = record.get("kind")
+    if kind not in KINDS:
+        raise invalid(f"kind {kind!r} is not one of {list(KINDS)}")
+    network = record.get("network")
+    if not isinstance(network, dict) or not isinstance(network.get("name"), str):
+        raise invalid("network must be a mapping with a name, e.g. {name: vgg16_unet, width: 0.25}")
+    inputs = tuple(record.get("inputs") or DEFAULT_INPUTS)
+    if not set(inputs) <= set(INPUT_ROLES) or len(set(inputs)) != len(inputs):
+        raise invalid(f"inputs {list(inputs)} must be distinct names among {list(INPUT_ROLES)}")
+    planes: tuple[str, ...] = ()
+    if kind == KIND_2_5D:
+        planes = tuple(record.get("planes") or DEFAULT_PLANES)
+        if not set(planes) <= set(PLANE_AXIS) or len(set(planes)) != len(planes):
+            raise invalid(f"planes {list(planes)} must be distinct names among {sorted(PLANE_AXIS)}")
+    fusion = record.get("fusion", "mean")
+    if fusion not in FUSION_RULES:
+        raise invalid(f"fusion {fusion!r} is not one of {list(FUSION_RULES)}")
+    try:
+        threshold = check_threshold(record.get("threshold", 0.5))
+        prepare = PrepareOptions.from_dict(record.get("prepare") or {})
+    except (TypeError, ValueError) as exc:
+        raise invalid(str(exc)) from exc
+    return ModelSpec(kind, dict(network), inputs, planes, fusion, threshold, prepare, record)
+
+
+def _read_state_dict(path: Path, network: nn.Module) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for unsafe or corrupt files
+        raise InputError(path, f"cannot load the weights safely ({type(exc).__name__}: {str(exc).splitlines()[0]})",
+                         "restore the weights file from the training run") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(path, "the weights file is not a plain state_dict of tensors",
+                         "export the model's state_dict (wmhkit train writes model folders)")
+    expected = network.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or mismatched:
+        raise InputError(
+            path,
+            f"weights do not fit the network of model.yaml ({len(missing)} missing, {len(unexpected)} unexpected, "
+            f"{len(mismatched)} wrong-shape tensors, e.g. {(missing + unexpected + mismatched)[:3]})",
+            "use the model.yaml written with these weights",
+        )
+    return state
+
+
+def _require_file(path: Path, reason: str) -> None:
+    if not path.is_file():
+        raise InputError(path, reason, "pass --model a complete folder written by wmhkit train")

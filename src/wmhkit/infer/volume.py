@@ -1,0 +1,356 @@
+"""Prediction with GP-Unet volume models and their strong-label twins: volume, attention map, segmentation.
+
+For a weak-label model (``model.yaml`` ``kind: volume``) on one prepared scan:
+
+1. the scan is put into the model's input box (:func:`wmhkit.train.volume_data.box_scan`);
+2. the network gives the volume (``labels: volume``), or class probabilities
+   whose expected bin volume is the volume (``labels: volume_bins``);
+3. the class-activation **attention map** ``A = Σ_c W[o, c] F_c`` (dense weights
+   times the last decoder feature maps; for classes the probability-weighted sum
+   over classes) is resampled trilinearly onto the prepared grid;
+4. the **segmentation** keeps the ``n = round(V / v)`` brain voxels of highest
+   attention, ``v`` the prepared voxel volume: its voxel count times the voxel
+   volume equals the predicted volume to within half a voxel (ties broken by voxel
+   order, so the result is deterministic).
+
+For the strong twin (``kind: segmentation-3d``) the sigmoid probability map is
+resampled onto the prepared grid and thresholded at the model's threshold (0.5)
+inside the brain; its volume is the voxel count times the voxel volume, and the
+probability map is returned in place of an attention map.
+
+Severity models (``labels: fazekas``) predict a grade, not a volume:
+:func:`predict_severity`.
+
+:func:`predict_scans` runs a model over a prepared manifest and returns one row
+per scan with the reference labels, the predictions, the Dice of the
+segmentation against the gold, and ventricle, CSF and white-matter volumes (from
+the manifest's ``vent_ml``/``csf_ml``/``wm_ml`` columns when present, else from
+:func:`wmhkit.metrics.volume_eval.tissue_volumes`), ready for
+:func:`wmhkit.stats.volume_models.volume_model_tables`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from wmhkit.errors import InputError
+from wmhkit.infer.model_folder import (
+    KIND_3D,
+    KIND_VOLUME,
+    MODEL_YAML,
+    ModelSpec,
+    model_hash,
+    read_model_spec,
+    resolve_device,
+    weights_path,
+)
+from wmhkit.infer.volumes import estimate_ventricles
+from wmhkit.io.image import Image
+from wmhkit.io.manifest import read_manifest
+from wmhkit.io.nifti import load_image, load_mask
+from wmhkit.metrics.segmentation import dice
+from wmhkit.metrics.volume_eval import TISSUE_COLUMNS, tissue_volumes
+from wmhkit.nn.gp_unet import GPUNet, build_network
+from wmhkit.train.volume_data import BoxScan, BoxSpec, box_scan, from_box
+
+log = logging.getLogger(__name__)
+
+#: Columns of :func:`predict_scans`, in order.
+SCAN_COLUMNS: tuple[str, ...] = (
+    "scan_id", "subject", "session", "scanner", "split", "volume_ml", "fazekas", "predicted_volume_ml",
+    "segmentation_ml", "predicted_grade", "dice", *TISSUE_COLUMNS,
+)
+
+
+@dataclass(frozen=True, eq=False)
+class VolumeModel:
+    """A loaded GP-Unet model folder (network in eval mode on ``device``).
+
+    Attributes
+    ----------
+    folder, spec, network, device, model_hash
+        The folder, its ``model.yaml``, the network, where it runs, and its hash.
+    box
+        Input box geometry.
+    labels, task
+        What the model was trained on (``volume``, ``volume_bins``, ``fazekas``, ``gold``) and how.
+    bin_volumes_ml
+        Volume each ``volume_bins`` class stands for (mL); empty otherwise.
+    """
+
+    folder: Path
+    spec: ModelSpec
+    network: GPUNet
+    device: torch.device
+    model_hash: str
+    box: BoxSpec
+    labels: str
+    task: str
+    bin_volumes_ml: tuple[float, ...]
+
+
+def load_volume_model(folder: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> VolumeModel:
+    """Read a ``volume`` or ``segmentation-3d`` GP-Unet model folder and load its weights safely.
+
+    Raises
+    ------
+    InputError
+        For a folder that is not such a model, or weights that are unsafe, corrupt or
+        do not fit the network of ``model.yaml``.
+    """
+    folder = Path(folder)
+    spec = read_model_spec(folder)
+    yaml_path = folder / MODEL_YAML
+    if spec.kind not in (KIND_VOLUME, KIND_3D) or spec.network.get("name") != "gp_unet":
+        raise InputError(yaml_path, f"model kind {spec.kind!r} with network {spec.network.get('name')!r} is not a GP-Unet",
+                         "pass a model folder written by wmhkit train-volume")
+    try:
+        network = build_network(spec.network)
+        box = BoxSpec.from_dict(spec.record["box"])
+        target = dict(spec.record.get("target") or {})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(yaml_path, f"invalid GP-Unet entry ({exc})", "restore model.yaml from the training run") from exc
+    path = weights_path(folder, "model")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        network.load_state_dict(state)
+    except Exception as exc:  # unpickling refusals, corrupt files and shape mismatches all mean "unusable weights"
+        raise InputError(path, f"cannot load the weights ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+                         "restore weights/model.pt from the training run") from exc
+    labels = str(target.get("labels", "gold" if spec.kind == KIND_3D else "volume"))
+    bin_volumes = tuple(float(v) for v in target.get("bin_volumes_ml") or ())
+    if labels == "volume_bins" and len(bin_volumes) != int(target.get("n_classes", -1)):
+        raise InputError(yaml_path, f"target.bin_volumes_ml has {len(bin_volumes)} values for "
+                         f"{target.get('n_classes')} classes", "restore model.yaml from the training run")
+    target_device = resolve_device(device)
+    return VolumeModel(folder, spec, network.to(target_device).eval(), target_device, model_hash(folder), box,
+                       labels, str(target.get("task", "regression")), bin_volumes)
+
+
+def _as_model(model: VolumeModel | str | os.PathLike[str]) -> VolumeModel:
+    return model if isinstance(model, VolumeModel) else load_volume_model(model)
+
+
+def run_box(model: VolumeModel, box: BoxScan) -> tuple[np.ndarray, np.ndarray]:
+    """Network output and attention maps of one box.
+
+    Returns
+    -------
+    output : numpy.ndarray
+        ``(outputs,)`` for the pooled head; ``(1, X, Y, Z)`` logits for the voxel head.
+    attention : numpy.ndarray
+        ``(outputs, X, Y, Z)`` class-activation maps (no bias).
+    """
+    image = torch.from_numpy(box.flair[None, None]).to(model.device)
+    with torch.no_grad():
+        output = model.network(image)[0].cpu().numpy()
+        attention = model.network.attention(image)[0].cpu().numpy()
+    return output, attention
+
+
+def class_probabilities(output: np.ndarray, task: str) -> np.ndarray:
+    """Probabilities of the ordered classes from classification logits or ordinal cumulative logits."""
+    if task == "classification":
+        shifted = np.exp(output - output.max())
+        return shifted / shifted.sum()
+    above = 1.0 / (1.0 + np.exp(-output))  # P(grade > j), j = 0..K-2
+    cumulative = np.concatenate([[1.0], np.minimum.accumulate(above), [0.0]])
+    return np.clip(cumulative[:-1] - cumulative[1:], 0.0, 1.0)
+
+
+def volume_matched_segmentation(attention: Image, brain_mask: Image, volume_ml: float) -> Image:
+    """The brain voxels of highest attention whose total volume matches ``volume_ml``.
+
+    Parameters
+    ----------
+    attention
+        Attention map on the prepared grid, ``(X, Y, Z)``.
+    brain_mask
+        Brain mask on the same grid; only its voxels can be selected.
+    volume_ml
+        Target volume (mL); ≤ 0 gives an empty mask, more than the brain the whole brain.
+
+    Returns
+    -------
+    Image
+        uint8 mask with ``round(volume_ml / voxel_volume_ml)`` voxels (capped at the brain).
+
+    Examples
+    --------
+    >>> grid = np.eye(4) * [2.0, 2.0, 2.0, 1.0]  # 8 mm³ voxels
+    >>> attention = Image(np.arange(27, dtype=np.float32).reshape(3, 3, 3), grid)
+    >>> mask = volume_matched_segmentation(attention, attention.with_array(np.ones((3, 3, 3), np.uint8)), 0.04)
+    >>> int(mask.array.sum()), int(mask.array[2, 2, 2])
+    (5, 1)
+    """
+    if not attention.same_grid(brain_mask):
+        raise ValueError("attention map and brain mask must lie on one grid")
+    brain = np.flatnonzero(np.asarray(brain_mask.array).ravel() > 0)
+    count = int(np.clip(round(max(float(volume_ml), 0.0) / attention.voxel_volume_ml), 0, brain.size))
+    values = np.asarray(attention.array, dtype=np.float64).ravel()[brain]
+    chosen = brain[np.argsort(-values, kind="stable")[:count]]
+    mask = np.zeros(attention.array.size, np.uint8)
+    mask[chosen] = 1
+    return attention.with_array(mask.reshape(attention.shape))
+
+
+def predict_volume(
+    model: VolumeModel | str | os.PathLike[str], prepared_flair: Image, brain_mask: Image
+) -> tuple[float, Image, Image]:
+    """Volume (mL), attention map and segmentation of one prepared scan (see the module docstring).
+
+    Parameters
+    ----------
+    model
+        A :class:`VolumeModel` or a model folder.
+    prepared_flair, brain_mask
+        The scan as ``wmhkit prepare`` wrote it (same grid).
+
+    Returns
+    -------
+    volume_ml : float
+        Predicted WMH volume (≥ 0).
+    attention : Image
+        float32 attention map (probability map for the strong twin) on the prepared grid.
+    segmentation : Image
+        uint8 mask on the prepared grid.
+
+    Raises
+    ------
+    InputError
+        For a Fazekas-grade model (it predicts grades: :func:`predict_severity`).
+    """
+    model = _as_model(model)
+    box = box_scan(prepared_flair, brain_mask, model.box)
+    output, attention = run_box(model, box)
+    brain = brain_mask.with_array((brain_mask.array > 0).astype(np.uint8))
+    if model.labels == "gold":
+        probability = from_box(1.0 / (1.0 + np.exp(-output[0])), box.affine, prepared_flair)
+        probability = probability.with_array(np.where(brain.array > 0, probability.array, 0.0).astype(np.float32))
+        segmentation = probability.with_array(((probability.array >= model.spec.threshold) & (brain.array > 0))
+                                              .astype(np.uint8))
+        return float(segmentation.array.sum()) * segmentation.voxel_volume_ml, probability, segmentation
+    if model.labels == "fazekas":
+        raise InputError(model.folder / MODEL_YAML, "this model predicts Fazekas grades, not a volume",
+                         "use wmhkit.infer.volume.predict_severity, or a model trained on volume_ml")
+    if model.labels == "volume":
+        volume_ml, box_attention = max(float(output[0]), 0.0), attention[0]
+    else:
+        probabilities = class_probabilities(output, model.task)
+        volume_ml = float(probabilities @ np.asarray(model.bin_volumes_ml))
+        box_attention = attention[0] if model.task == "ordinal" else np.tensordot(probabilities, attention, axes=1)
+    attention_map = from_box(box_attention, box.affine, prepared_flair)
+    return volume_ml, attention_map, volume_matched_segmentation(attention_map, brain, volume_ml)
+
+
+@dataclass(frozen=True)
+class SeverityPrediction:
+    """A severity model's prediction: the most likely grade, the expected grade, class probabilities, attention."""
+
+    grade: int
+    expected_grade: float
+    probabilities: tuple[float, ...]
+    attention: Image
+
+
+def predict_severity(
+    model: VolumeModel | str | os.PathLike[str], prepared_flair: Image, brain_mask: Image
+) -> SeverityPrediction:
+    """Grade (Fazekas, or volume bin) of one prepared scan with a severity model, and its attention map.
+
+    Raises
+    ------
+    InputError
+        For a model that regresses a volume or segments voxels.
+    """
+    model = _as_model(model)
+    if model.labels not in ("fazekas", "volume_bins"):
+        raise InputError(model.folder / MODEL_YAML, f"model trained on {model.labels!r} predicts no grade",
+                         "use predict_volume")
+    box = box_scan(prepared_flair, brain_mask, model.box)
+    output, attention = run_box(model, box)
+    probabilities = class_probabilities(output, model.task)
+    grade = int(np.argmax(probabilities))
+    box_attention = attention[0] if model.task == "ordinal" else attention[grade]
+    return SeverityPrediction(grade, float(probabilities @ np.arange(probabilities.size)),
+                              tuple(float(p) for p in probabilities), from_box(box_attention, box.affine, prepared_flair))
+
+
+def predict_scans(
+    model: VolumeModel | str | os.PathLike[str], manifest: str | os.PathLike[str], *,
+    scan_ids: Sequence[str] | None = None, splits: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """Run a GP-Unet model over a prepared manifest: one row per scan with :data:`SCAN_COLUMNS`.
+
+    Parameters
+    ----------
+    model
+        A loaded model or a model folder.
+    manifest
+        Prepared manifest (``wmhkit prepare``), with any of ``volume_ml``, ``fazekas``, ``gold``.
+    scan_ids
+        Only these scans (default all).
+    splits
+        scan → split name written to the ``split`` column (default the manifest's ``split`` cell).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows in manifest order. Empty cells (NaN) where a label or prediction does not apply.
+    """
+    model = _as_model(model)
+    table = read_manifest(manifest)
+    wanted = None if scan_ids is None else set(scan_ids)
+    rows = []
+    for row in table.rows():
+        scan_id = table.scan_id(row)
+        if wanted is not None and scan_id not in wanted:
+            continue
+        flair, brain_mask = load_image(table.path(row, "flair")), load_mask(table.path(row, "brain_mask"))
+        record = {"scan_id": scan_id, "subject": row["subject"], "session": row.get("session", ""),
+                  "scanner": row.get("scanner", ""), "split": (splits or {}).get(scan_id, row.get("split", "")),
+                  "volume_ml": _number(row.get("volume_ml", "")), "fazekas": _number(row.get("fazekas", ""))}
+        segmentation = None
+        if model.labels == "fazekas":
+            severity = predict_severity(model, flair, brain_mask)
+            record["predicted_grade"] = severity.grade
+        else:
+            volume_ml, _, segmentation = predict_volume(model, flair, brain_mask)
+            record["predicted_volume_ml"] = volume_ml
+            record["segmentation_ml"] = float(segmentation.array.sum()) * segmentation.voxel_volume_ml
+            if model.labels == "volume_bins":
+                record["predicted_grade"] = predict_severity(model, flair, brain_mask).grade
+        gold_path = table.path(row, "gold")
+        if segmentation is not None and gold_path is not None:
+            gold = load_mask(gold_path, allowed_labels=(0, 1, 2)).array
+            record["dice"] = dice((segmentation.array > 0) & (gold != 2), gold == 1)
+        record.update(_tissue(row, flair, brain_mask))
+        rows.append(record)
+    frame = pd.DataFrame(rows)
+    for column in SCAN_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = np.nan
+    return frame[list(SCAN_COLUMNS)]
+
+
+def _tissue(row: dict[str, str], flair: Image, brain_mask: Image) -> dict[str, float]:
+    """Ventricle, CSF and WM volumes from the manifest when it has all three, else measured."""
+    given = {column: _number(row.get(column, "")) for column in TISSUE_COLUMNS}
+    if all(np.isfinite(v) for v in given.values()):
+        return given
+    return tissue_volumes(flair, brain_mask, estimate_ventricles(flair, brain_mask))
+
+
+def _number(cell: str) -> float:
+    try:
+        return float(cell)
+    except ValueError:
+        return float("nan")

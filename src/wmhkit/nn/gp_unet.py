@@ -1,0 +1,181 @@
+"""GP-Unet: a shallow 3D U-Net whose global-pooled features regress the WMH volume, and its strong-label twin.
+
+Dubost et al. (MICCAI 2017, "GP-Unet: lesion detection from weak labels with a
+3D regression network") and Werner, Dubost, de Bruijne et al. ("When weak
+becomes strong") train this network on one number per scan. The trunk::
+
+    enc1: conv conv | pool | enc2: conv conv | pool | enc3: conv conv
+    | up, concat enc2 | dec2: conv conv | up, concat enc1 | dec1: conv conv
+
+(``levels`` = 2 drops the innermost level) uses 3×3×3 convolutions with ReLU
+after every one except the very last (the last decoder conv stays linear so that
+its maps can be negative and the attention map is a linear read-out), 2×2×2 max
+pooling and nearest-neighbour upsampling; the skip is concatenated before each
+pair of decoder convolutions. Channels are ``base_channels × 2^level``.
+
+Heads (same parameter names, so a weak and a strong network from the same seed
+start from identical weights and differ only in their label type):
+
+``"pooled"`` (weak labels)
+    global average pooling of the last decoder maps ``F`` (C maps) and a dense
+    layer: ``out = W · mean(F) + b`` → ``(N, outputs)``. With
+    ``ordinal_levels = K`` the dense layer has one output and ``K − 1`` learned
+    cut points give the cumulative logits ``out − cut_j`` (rank-consistent
+    ordinal regression, Cao et al. 2020).
+``"voxel"`` (strong labels)
+    the dense layer applied at every voxel (a 1×1×1 convolution) → logits
+    ``(N, outputs, X, Y, Z)``; :meth:`GPUNet.predict_proba` applies the sigmoid.
+
+The class-activation attention map of output ``o`` is ``A_o = Σ_c W[o, c] F_c``
+(:meth:`GPUNet.attention`); because pooling and the dense layer are linear,
+``out_o = mean(A_o) + b_o`` exactly.
+
+Input ``(N, in_channels, X, Y, Z)`` with each size a multiple of ``2^(levels−1)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+#: Name of this network in ``model.yaml`` (``network: {name: gp_unet, ...}``).
+NETWORK_NAME = "gp_unet"
+HEADS: tuple[str, ...] = ("pooled", "voxel")
+LEVELS: tuple[int, ...] = (2, 3)
+#: Input sizes must be multiples of this for the deepest allowed network (three levels).
+DOWNSAMPLING = 2 ** (max(LEVELS) - 1)
+
+
+def _conv(in_channels: int, out_channels: int) -> nn.Conv3d:
+    return nn.Conv3d(in_channels, out_channels, kernel_size=3, padding=1)
+
+
+class GPUNet(nn.Module):
+    """The GP-Unet trunk with a pooled (weak-label) or voxel-wise (strong-label) head.
+
+    Parameters
+    ----------
+    in_channels
+        Input images stacked as channels (1 for FLAIR).
+    base_channels
+        Channels of the first level; level ``l`` has ``base_channels × 2^l``.
+    levels
+        Resolution levels, 2 or 3.
+    outputs
+        Dense outputs: 1 for volume regression or for the ordinal head, the
+        number of classes for classification, 1 for the strong twin.
+    head
+        ``"pooled"`` or ``"voxel"`` (see the module docstring).
+    ordinal_levels
+        Number of ordered grades K for ordinal regression (pooled head with
+        ``outputs = 1``); None otherwise.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        base_channels: int = 16,
+        levels: int = 3,
+        outputs: int = 1,
+        head: str = "pooled",
+        ordinal_levels: int | None = None,
+    ) -> None:
+        super().__init__()
+        if levels not in LEVELS:
+            raise ValueError(f"levels must be one of {LEVELS}, got {levels}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if in_channels < 1 or base_channels < 1 or outputs < 1:
+            raise ValueError("in_channels, base_channels and outputs must be positive")
+        if ordinal_levels is not None and (ordinal_levels < 2 or outputs != 1 or head != "pooled"):
+            raise ValueError("ordinal_levels needs at least 2 grades, outputs = 1 and the pooled head")
+        self.in_channels, self.base_channels, self.levels = in_channels, base_channels, levels
+        self.outputs, self.head, self.ordinal_levels = outputs, head, ordinal_levels
+        widths = [base_channels * 2**level for level in range(levels)]
+        self.encoder = nn.ModuleList()
+        previous = in_channels
+        for width in widths:
+            self.encoder.append(nn.ModuleList([_conv(previous, width), _conv(width, width)]))
+            previous = width
+        self.decoder = nn.ModuleList()
+        for level in reversed(range(levels - 1)):
+            width = widths[level]
+            self.decoder.append(nn.ModuleList([_conv(previous + width, width), _conv(width, width)]))
+            previous = width
+        self.dense = nn.Linear(widths[0], outputs)
+        if ordinal_levels is not None:
+            self.cut_points = nn.Parameter(torch.arange(ordinal_levels - 1, dtype=torch.float32))
+
+    @property
+    def size_multiple(self) -> int:
+        """Every input size must be a multiple of this (``2^(levels − 1)``)."""
+        return 2 ** (self.levels - 1)
+
+    def network_spec(self) -> dict[str, Any]:
+        """The ``model.yaml`` ``network`` entry that rebuilds this network."""
+        spec: dict[str, Any] = {"name": NETWORK_NAME, "in_channels": self.in_channels,
+                                "base_channels": self.base_channels, "levels": self.levels,
+                                "outputs": self.outputs, "head": self.head}
+        if self.ordinal_levels is not None:
+            spec["ordinal_levels"] = self.ordinal_levels
+        return spec
+
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        """Last decoder feature maps ``F``, shape ``(N, base_channels, X, Y, Z)`` (no ReLU on them)."""
+        if image.ndim != 5 or image.shape[1] != self.in_channels:
+            raise ValueError(f"input must be (N, {self.in_channels}, X, Y, Z), got {tuple(image.shape)}")
+        if any(size % self.size_multiple for size in image.shape[2:]):
+            raise ValueError(f"input sizes {tuple(image.shape[2:])} must be multiples of {self.size_multiple}")
+        skips = []
+        features = image
+        for level, (first, second) in enumerate(self.encoder):
+            if level:
+                skips.append(features)
+                features = F.max_pool3d(features, kernel_size=2)
+            features = F.relu(second(F.relu(first(features))))
+        for index, (first, second) in enumerate(self.decoder):
+            skip = skips.pop()
+            features = F.interpolate(features, size=skip.shape[2:], mode="nearest")
+            features = F.relu(first(torch.cat([features, skip], dim=1)))
+            features = second(features)
+            if index < len(self.decoder) - 1:
+                features = F.relu(features)
+        return features
+
+    def attention(self, image: torch.Tensor) -> torch.Tensor:
+        """Class-activation attention maps ``A_o = Σ_c W[o, c] F_c``, shape ``(N, outputs, X, Y, Z)`` (no bias)."""
+        return torch.einsum("oc,ncxyz->noxyz", self.dense.weight, self.features(image))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Pooled head: ``(N, outputs)`` (or ``(N, K − 1)`` cumulative logits); voxel head: ``(N, outputs, X, Y, Z)`` logits."""
+        features = self.features(image)
+        if self.head == "voxel":
+            return torch.einsum("oc,ncxyz->noxyz", self.dense.weight, features) + self.dense.bias.view(1, -1, 1, 1, 1)
+        pooled = self.dense(features.mean(dim=(2, 3, 4)))
+        if self.ordinal_levels is not None:
+            return pooled - self.cut_points.view(1, -1)
+        return pooled
+
+    @torch.no_grad()
+    def predict_proba(self, image: torch.Tensor) -> torch.Tensor:
+        """Voxel head: sigmoid probabilities ``(N, outputs, X, Y, Z)``."""
+        if self.head != "voxel":
+            raise ValueError("predict_proba is for the voxel (strong-label) head")
+        return torch.sigmoid(self.forward(image))
+
+
+def build_network(spec: Mapping[str, Any]) -> GPUNet:
+    """Build the network a ``model.yaml`` ``network`` entry (from :meth:`GPUNet.network_spec`) describes."""
+    kwargs = dict(spec)
+    name = kwargs.pop("name", None)
+    if name != NETWORK_NAME:
+        raise ValueError(f"network name must be {NETWORK_NAME!r}, got {name!r}")
+    allowed = {"in_channels", "base_channels", "levels", "outputs", "head", "ordinal_levels"}
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise ValueError(f"unknown {NETWORK_NAME} arguments {unknown}; allowed: {sorted(allowed)}")
+    return GPUNet(**kwargs)

@@ -1,0 +1,526 @@
+"""``train-volume``: the GP-Unet trained on one number per scan, and its strong-label twin.
+
+A run (:func:`train_volume`) reads a *prepared* manifest (``wmhkit prepare``),
+keeps the scans with a label (``volume_ml``, ``fazekas`` or ``gold``, per the
+config's ``labels``), splits them 60/20/20 (or by the manifest's ``split``
+column), puts every scan into the fixed input box once
+(:mod:`wmhkit.train.volume_data`), and trains one network per seed::
+
+    RUN/config.yaml               the resolved config
+    RUN/splits.tsv                scan → train / val / test
+    RUN/seed-<s>/last.pt          checkpoint after every epoch (+ last.prev.pt)
+    RUN/seed-<s>/best.pt          lowest validation loss
+    RUN/seed-<s>/history.csv      one row per epoch
+    RUN/seed-<s>/model/           model folder (model.yaml, weights/model.pt, provenance.json)
+
+Losses: ``volume`` → MSE on mL; ``fazekas`` / ``volume_bins`` → cross-entropy
+(classification) or summed binary cross-entropy of the cumulative logits
+(ordinal); ``gold`` (the strong twin: the same network with a voxel-wise
+sigmoid head) → batch soft Dice on the box lesion fraction (MONAI ``DiceLoss``).
+Batches are drawn, and augmented, from generators of ``(seed, epoch)`` only, so a
+run killed and resumed (``resume=True``) ends with bit-identical weights on the
+same machine. A seed whose checkpoint says it finished is not retrained.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from monai.losses import DiceLoss
+from torch.nn import functional as F
+
+import wmhkit
+from wmhkit.errors import InputError, ManifestError, OutputError
+from wmhkit.io.atomic import atomic_path, write_text_atomic
+from wmhkit.io.manifest import Manifest, read_manifest
+from wmhkit.io.nifti import load_image, load_mask
+from wmhkit.io.provenance import sha256_file, sidecar_path, software_versions
+from wmhkit.nn.gp_unet import GPUNet, build_network
+from wmhkit.train.checkpoint import (
+    BEST_NAME,
+    LAST_NAME,
+    config_hash,
+    load_checkpoint,
+    load_resume_checkpoint,
+    restore_training_state,
+    save_checkpoint,
+)
+from wmhkit.train.history import write_history
+from wmhkit.train.reproducibility import epoch_generator, seed_everything
+from wmhkit.train.volume_config import EXECUTION_KEYS, FAZEKAS_GRADES, VolumeConfig
+from wmhkit.train.volume_data import BoxScan, augment_box, box_scan
+
+log = logging.getLogger(__name__)
+
+SPLIT_ROLES = ("train", "val", "test")
+SPLITS_TSV = "splits.tsv"
+MODEL_DIR = "model"
+_ORDER_STREAM, _AUGMENT_STREAM = 0, 1
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Training targets of the selected scans.
+
+    Attributes
+    ----------
+    values
+        scan → target: volume (mL), class index, or 0.0 for ``gold`` (voxel targets live in the boxes).
+    bin_edges_ml
+        Inner edges of the ``volume_bins`` classes (training quantiles); empty otherwise.
+    bin_volumes_ml
+        Median training volume of each ``volume_bins`` class (the volume a class stands for).
+    """
+
+    values: dict[str, float]
+    bin_edges_ml: tuple[float, ...] = ()
+    bin_volumes_ml: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """One trained seed: its folder, model folder, epochs run and best validation loss."""
+
+    seed: int
+    folder: Path
+    model_dir: Path
+    epochs: int
+    best_val_loss: float
+
+
+@dataclass(frozen=True)
+class VolumeRunResult:
+    """Outcome of :func:`train_volume`."""
+
+    out_dir: Path
+    manifest: Path
+    splits: dict[str, str]
+    seeds: list[SeedResult]
+
+
+def select_scans(manifest: Manifest, config: VolumeConfig) -> pd.DataFrame:
+    """Rows usable for this config: in the chosen scanners, with the label column filled.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The manifest rows plus a ``scan_id`` column, in manifest order.
+
+    Raises
+    ------
+    ManifestError
+        When the label column is missing, a Fazekas grade is above 3 for the
+        ``fazekas`` variant, or fewer than 3 scans remain.
+    """
+    column = {"volume": "volume_ml", "volume_bins": "volume_ml", "fazekas": "fazekas", "gold": "gold"}[config.labels]
+    table = manifest.table.copy()
+    if column not in table.columns:
+        raise ManifestError(manifest.source, f"labels {config.labels!r} need a {column!r} column",
+                            f"add {column} to the manifest or choose other labels")
+    table["scan_id"] = [manifest.scan_id(row) for row in manifest.rows()]
+    if config.scanners:
+        if "scanner" not in table.columns:
+            raise ManifestError(manifest.source, "config names scanners but the manifest has no scanner column",
+                                "add the column or set scanners: []")
+        table = table[table["scanner"].isin(config.scanners)]
+    table = table[table[column] != ""]
+    if config.labels == "fazekas":
+        too_high = table[pd.to_numeric(table["fazekas"]) >= FAZEKAS_GRADES]
+        if len(too_high):
+            raise ManifestError(
+                manifest.source, f"scan {too_high['scan_id'].iloc[0]!r} has fazekas {too_high['fazekas'].iloc[0]}, "
+                f"but the severity variant learns grades 0-{FAZEKAS_GRADES - 1}",
+                "write the overall grade max(periventricular, deep) in the fazekas column")
+    if len(table) < 3:
+        raise ManifestError(manifest.source, f"only {len(table)} scan(s) have {column!r}"
+                            + (f" on scanners {list(config.scanners)}" if config.scanners else ""),
+                            "label at least 3 scans (60/20/20 split needs more)")
+    return table.reset_index(drop=True)
+
+
+def assign_splits(table: pd.DataFrame, config: VolumeConfig) -> dict[str, str]:
+    """scan → ``train`` / ``val`` / ``test``.
+
+    The manifest's ``split`` column is used when ``split.use_manifest_split`` and
+    every selected scan has one of those values there; otherwise each stratum
+    (``split.stratify`` column, e.g. scanner) is shuffled with ``split.seed`` and
+    cut by the fractions (largest-remainder rounding), so every scanner appears in
+    every set in proportion.
+
+    Raises
+    ------
+    ManifestError
+        When the training or validation set comes out empty.
+    """
+    ids = list(table["scan_id"])
+    if config.split.use_manifest_split and "split" in table.columns and set(table["split"]) <= set(SPLIT_ROLES):
+        roles = dict(zip(ids, table["split"]))
+    else:
+        strata = table[config.split.stratify] if config.split.stratify in table.columns else pd.Series([""] * len(ids))
+        rng = np.random.default_rng([config.split.seed, 9])
+        roles = {}
+        fractions = np.array([config.split.train, config.split.val, config.split.test])
+        for stratum in sorted(set(strata)):
+            members = sorted(i for i, s in zip(ids, strata) if s == stratum)
+            members = [members[k] for k in rng.permutation(len(members))]
+            counts = _largest_remainder(fractions * len(members))
+            start = 0
+            for role, count in zip(SPLIT_ROLES, counts):
+                roles.update({scan: role for scan in members[start:start + count]})
+                start += count
+    for role in ("train", "val"):
+        if role not in roles.values():
+            raise ManifestError(None, f"the {role} set is empty ({len(ids)} labelled scans)",
+                                "label more scans or change the split fractions")
+    return {scan: roles[scan] for scan in ids}
+
+
+def _largest_remainder(quotas: np.ndarray) -> list[int]:
+    counts = np.floor(quotas).astype(int)
+    remainder = int(round(quotas.sum())) - counts.sum()
+    for index in np.argsort(-(quotas - counts), kind="stable")[:remainder]:
+        counts[index] += 1
+    return counts.tolist()
+
+
+def make_targets(table: pd.DataFrame, splits: Mapping[str, str], config: VolumeConfig) -> Targets:
+    """Targets per scan; ``volume_bins`` edges and class volumes come from the training scans only."""
+    ids = list(table["scan_id"])
+    if config.labels == "gold":
+        return Targets({scan: 0.0 for scan in ids})
+    if config.labels == "fazekas":
+        return Targets({scan: float(int(float(v))) for scan, v in zip(ids, table["fazekas"])})
+    volumes = dict(zip(ids, pd.to_numeric(table["volume_ml"]).astype(float)))
+    if config.labels == "volume":
+        return Targets(volumes)
+    train_volumes = np.array([volumes[s] for s in ids if splits[s] == "train"])
+    edges = np.quantile(train_volumes, np.arange(1, config.n_bins) / config.n_bins)
+    classes = {scan: float(np.searchsorted(edges, v, side="right")) for scan, v in volumes.items()}
+    bin_volumes = []
+    for k in range(config.n_bins):
+        members = [volumes[s] for s in ids if splits[s] == "train" and classes[s] == k]
+        bin_volumes.append(float(np.median(members)) if members else float("nan"))
+    if any(math.isnan(v) for v in bin_volumes):
+        raise ManifestError(None, f"some of the {config.n_bins} volume bins have no training scan (tied volumes)",
+                            "lower n_bins or label more scans")
+    return Targets(classes, tuple(float(e) for e in edges), tuple(bin_volumes))
+
+
+def load_boxes(manifest: Manifest, table: pd.DataFrame, config: VolumeConfig) -> dict[str, BoxScan]:
+    """Every selected scan in its box (gold fractions too when the manifest has gold)."""
+    boxes = {}
+    for row in table.to_dict(orient="records"):
+        flair_path = manifest.path(row, "flair")
+        mask_path = manifest.path(row, "brain_mask")
+        if mask_path is None:
+            raise ManifestError(manifest.source, f"scan {row['scan_id']!r} has no brain_mask",
+                                "train on the manifest written by `wmhkit prepare`")
+        gold_path = manifest.path(row, "gold") if "gold" in row else None
+        gold = load_mask(gold_path, allowed_labels=(0, 1, 2)) if gold_path is not None else None
+        boxes[row["scan_id"]] = box_scan(load_image(flair_path), load_mask(mask_path), config.box, gold)
+    return boxes
+
+
+def prepare_record(manifest: Manifest) -> dict[str, Any] | None:
+    """The prepare options recorded in the first scan's FLAIR sidecar (None when there is none).
+
+    Raises
+    ------
+    InputError
+        When the FLAIR was not written by ``wmhkit prepare`` (no native-geometry record).
+    """
+    row = next(manifest.rows())
+    sidecar = sidecar_path(manifest.path(row, "flair"))
+    record = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
+    if "native_geometry" not in record:
+        raise InputError(manifest.source, "the manifest's FLAIR files are not prepared scans",
+                         "run `wmhkit prepare MANIFEST --out PREP` and train on PREP/manifest.tsv")
+    return record.get("parameters")
+
+
+def build_model(config: VolumeConfig, seed: int) -> GPUNet:
+    """The seeded initial network of ``config`` (same seed → same weights for weak and strong heads)."""
+    seed_everything(seed)
+    return build_network(config.network_spec())
+
+
+def make_optimizer(config: VolumeConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """Adadelta (the paper), Adam or SGD with the config's learning rate and weight decay."""
+    settings = config.optimizer
+    optimizers = {"adadelta": torch.optim.Adadelta, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+    return optimizers[settings.name](model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+
+
+class VolumeLoss:
+    """The loss of a config's labels and task (see the module docstring)."""
+
+    def __init__(self, config: VolumeConfig) -> None:
+        self.labels, self.task = config.labels, config.task
+        self.n_classes = config.n_classes
+        self.dice = DiceLoss(sigmoid=True, batch=True, smooth_nr=1e-5, smooth_dr=1e-5)
+
+    def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.labels == "gold":
+            return self.dice(output, target)
+        if self.task == "regression":
+            return F.mse_loss(output[:, 0], target)
+        if self.task == "classification":
+            return F.cross_entropy(output, target.long())
+        levels = torch.arange(self.n_classes - 1, device=target.device, dtype=target.dtype)
+        return F.binary_cross_entropy_with_logits(output, (target[:, None] > levels).to(output.dtype))
+
+
+def initialise_output_bias(model: GPUNet, config: VolumeConfig, boxes: Mapping[str, BoxScan],
+                           targets: Targets, train_ids: list[str]) -> None:
+    """Start the regression output at the mean training volume, the voxel head at the mean lesion fraction."""
+    with torch.no_grad():
+        if config.labels == "volume":
+            model.dense.bias.fill_(float(np.mean([targets.values[s] for s in train_ids])))
+        elif config.labels == "gold":
+            fractions = [boxes[s].lesion_fraction for s in train_ids if boxes[s].lesion_fraction is not None]
+            mean = float(np.clip(np.mean([f.mean() for f in fractions]), 1e-4, 0.5)) if fractions else 0.01
+            model.dense.bias.fill_(math.log(mean / (1.0 - mean)))
+
+
+def make_batch(boxes: Mapping[str, BoxScan], targets: Targets, scan_ids: list[str], config: VolumeConfig,
+               rng: np.random.Generator | None, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input ``(N, 1, X, Y, Z)`` and target (``(N,)``, or ``(N, 1, X, Y, Z)`` for gold) tensors; augmented when ``rng``."""
+    images, voxel_targets = [], []
+    for scan in scan_ids:
+        box = boxes[scan]
+        fraction = box.lesion_fraction if config.labels == "gold" else None
+        if config.labels == "gold" and fraction is None:
+            raise InputError(None, f"scan {scan!r} has no gold mask", "give every training scan of the strong twin a gold")
+        image = box.flair
+        if rng is not None:
+            image, fraction = augment_box(image, fraction, rng, config.augmentation)
+        images.append(image)
+        voxel_targets.append(fraction)
+    inputs = torch.from_numpy(np.stack(images)[:, None]).to(device)
+    if config.labels == "gold":
+        return inputs, torch.from_numpy(np.stack(voxel_targets)[:, None]).to(device)
+    return inputs, torch.tensor([targets.values[s] for s in scan_ids], dtype=torch.float32, device=device)
+
+
+def evaluate_loss(model: GPUNet, loss_fn: VolumeLoss, boxes: Mapping[str, BoxScan], targets: Targets,
+                  scan_ids: list[str], config: VolumeConfig, device: torch.device) -> dict[str, float]:
+    """Validation loss (and MAE in mL, accuracy or Dice) over ``scan_ids`` without augmentation."""
+    model.eval()
+    outputs, target_list = [], []
+    with torch.no_grad():
+        for start in range(0, len(scan_ids), config.batch_size):
+            inputs, target = make_batch(boxes, targets, scan_ids[start:start + config.batch_size], config, None, device)
+            outputs.append(model(inputs))
+            target_list.append(target)
+    output, target = torch.cat(outputs), torch.cat(target_list)
+    metrics = {"val_loss": float(loss_fn(output, target))}
+    if config.labels == "gold":
+        probability = torch.sigmoid(output)
+        metrics["val_soft_dice"] = float(2 * (probability * target).sum() / (probability.sum() + target.sum() + 1e-8))
+    elif config.task == "regression":
+        metrics["val_mae_ml"] = float((output[:, 0] - target).abs().mean())
+    else:
+        predicted = output.argmax(1) if config.task == "classification" else (output > 0).sum(1)
+        metrics["val_accuracy"] = float((predicted == target.long()).float().mean())
+    return metrics
+
+
+def train_seed(
+    config: VolumeConfig, seed: int, boxes: Mapping[str, BoxScan], targets: Targets, splits: Mapping[str, str],
+    folder: Path, *, resume: bool, device: torch.device, digest: str,
+) -> tuple[GPUNet, int, float]:
+    """Train one initialisation in ``folder``; return the best network, epochs run and best validation loss.
+
+    Raises
+    ------
+    OutputError
+        When ``folder`` holds a checkpoint and ``resume`` is False.
+    """
+    train_ids = sorted(s for s, r in splits.items() if r == "train")
+    val_ids = sorted(s for s, r in splits.items() if r == "val")
+    model = build_model(config, seed)
+    initialise_output_bias(model, config, boxes, targets, train_ids)
+    model.to(device)
+    optimizer = make_optimizer(config, model)
+    loss_fn = VolumeLoss(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {"epoch": 0, "best": math.inf, "since_best": 0, "history": [], "stopped": False}
+    payload = load_resume_checkpoint(folder, model=model, config_digest=digest)
+    if payload is not None:
+        if not resume:
+            raise OutputError(f"{folder} already holds a checkpoint; pass --resume to continue it or use a new --out")
+        restore_training_state(payload, model=model, optimizer=optimizer)
+        state.update(payload["extra"]["state"])
+        log.info("seed %d: resuming after epoch %d", seed, state["epoch"])
+    while state["epoch"] < config.epochs and not state["stopped"]:
+        epoch = state["epoch"]
+        started = time.perf_counter()
+        model.train()
+        order = epoch_generator(seed, epoch, _ORDER_STREAM).permutation(len(train_ids))
+        augment_rng = epoch_generator(seed, epoch, _AUGMENT_STREAM) if config.augmentation.active else None
+        losses = []
+        for start in range(0, len(order), config.batch_size):
+            batch_ids = [train_ids[i] for i in order[start:start + config.batch_size]]
+            inputs, target = make_batch(boxes, targets, batch_ids, config, augment_rng, device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(inputs), target)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()) * len(batch_ids))
+        metrics = evaluate_loss(model, loss_fn, boxes, targets, val_ids, config, device)
+        state["epoch"] = epoch + 1
+        row = {"epoch": epoch + 1, "train_loss": sum(losses) / len(train_ids), **metrics,
+               "seconds": round(time.perf_counter() - started, 3)}
+        state["history"] = [*state["history"], row]
+        if metrics["val_loss"] < state["best"]:
+            state["best"], state["since_best"] = metrics["val_loss"], 0
+            save_checkpoint(folder / BEST_NAME, model=model, optimizer=None, epoch=epoch + 1,
+                            best_metric=metrics["val_loss"], config_digest=digest, keep_previous=False)
+        else:
+            state["since_best"] += 1
+        if config.patience is not None and state["since_best"] >= config.patience:
+            state["stopped"] = True
+            log.info("seed %d: early stop after epoch %d", seed, epoch + 1)
+        write_history(folder / "history.csv", state["history"])
+        save_checkpoint(folder / LAST_NAME, model=model, optimizer=optimizer, epoch=epoch + 1,
+                        best_metric=state["best"], config_digest=digest, extra={"state": _plain_state(state)})
+        log.info("seed %d epoch %d/%d: train %.4g, val %.4g (%.1f s)", seed, epoch + 1, config.epochs,
+                 row["train_loss"], metrics["val_loss"], row["seconds"])
+    best = load_checkpoint(folder / BEST_NAME, model=model, config_digest=digest)
+    model.load_state_dict(best["model"])
+    return model.cpu().eval(), int(state["epoch"]), float(state["best"])
+
+
+def _plain_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    return {"epoch": int(state["epoch"]), "best": float(state["best"]), "since_best": int(state["since_best"]),
+            "history": [dict(r) for r in state["history"]], "stopped": bool(state["stopped"])}
+
+
+def export_volume_model(
+    model_dir: Path, model: GPUNet, config: VolumeConfig, targets: Targets, *, prepare: Mapping[str, Any] | None,
+    trained_on: str, provenance: Mapping[str, Any],
+) -> Path:
+    """Write a model folder (``model.yaml``, ``weights/model.pt``, ``provenance.json``) per the shared contract.
+
+    ``model.yaml`` holds ``kind`` (``volume``, or ``segmentation-3d`` for the twin),
+    ``network``, ``inputs``, ``threshold`` (0.5, the twin's), ``prepare``, ``box``
+    (the input geometry) and ``target`` (labels, task, classes, bin edges and the
+    volume each bin stands for).
+    """
+    record = {
+        "kind": config.kind,
+        "network": model.network_spec(),
+        "inputs": ["flair"],
+        "threshold": 0.5,
+        "prepare": None if prepare is None else dict(prepare),
+        "box": config.box.to_dict(),
+        "target": {"labels": config.labels, "task": config.task, "n_classes": config.n_classes,
+                   "bin_edges_ml": list(targets.bin_edges_ml), "bin_volumes_ml": list(targets.bin_volumes_ml)},
+        "wmhkit_version": wmhkit.__version__,
+        "trained_on": trained_on,
+    }
+    (model_dir / "weights").mkdir(parents=True, exist_ok=True)
+    with atomic_path(model_dir / "weights" / "model.pt") as tmp:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    write_text_atomic(model_dir / "provenance.json",
+                      json.dumps({**provenance, "versions": software_versions()}, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(model_dir / "model.yaml", yaml.safe_dump(record, sort_keys=False))
+    return model_dir
+
+
+def resolve_device(preference: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise InputError(None, "device cuda asked for, but no CUDA GPU is available", "set device: cpu or auto")
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(preference)
+
+
+def train_volume(
+    config: VolumeConfig, out_dir: str | os.PathLike[str], *, manifest: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+) -> VolumeRunResult:
+    """Train every seed of ``config`` on a prepared manifest into ``out_dir`` (layout in the module docstring).
+
+    Parameters
+    ----------
+    config
+        The validated config.
+    out_dir
+        Run folder (created).
+    manifest
+        Prepared manifest; default ``config.manifest``.
+    resume
+        Continue the seeds' checkpoints (finished seeds are only re-exported).
+
+    Raises
+    ------
+    InputError
+        No manifest, an unprepared manifest, a resumed run with another config, ...
+    ManifestError
+        Too few labelled scans or a label column missing.
+    """
+    manifest_path = Path(manifest or config.manifest or "")
+    if not str(manifest or config.manifest or ""):
+        raise InputError(None, "no manifest given", "set manifest: in the config or pass --manifest")
+    table_manifest = read_manifest(manifest_path)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    digest = config_hash(config.hashed_dict())
+    _check_run_folder(out_dir, config, resume)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    prepare = prepare_record(table_manifest)
+    table = select_scans(table_manifest, config)
+    splits = assign_splits(table, config)
+    targets = make_targets(table, splits, config)
+    write_text_atomic(out_dir / SPLITS_TSV, "scan_id\tsplit\n" + "".join(f"{s}\t{r}\n" for s, r in splits.items()))
+    log.info("train-volume %s: %d scans (%s); putting them into the %s box", config.name, len(splits),
+             ", ".join(f"{r} {list(splits.values()).count(r)}" for r in SPLIT_ROLES), list(config.box.shape))
+    boxes = load_boxes(table_manifest, table, config)
+    manifest_sha = sha256_file(manifest_path)
+    results = []
+    for seed in config.seeds:
+        folder = out_dir / f"seed-{seed}"
+        model, epochs, best = train_seed(config, seed, boxes, targets, splits, folder, resume=resume,
+                                         device=device, digest=digest)
+        provenance = {"config": config.to_dict(), "config_hash": digest, "seed": seed,
+                      "data": {"manifest": str(manifest_path), "manifest_sha256": manifest_sha,
+                               "splits": {r: list(splits.values()).count(r) for r in SPLIT_ROLES}},
+                      "device": str(device), "epochs": epochs, "best_val_loss": best}
+        model_dir = export_volume_model(
+            folder / MODEL_DIR, model, config, targets, prepare=prepare, provenance=provenance,
+            trained_on=f"{config.name}: {list(splits.values()).count('train')} training scans of {manifest_path} "
+                       f"({config.labels} labels), seed {seed}")
+        results.append(SeedResult(seed, folder, model_dir, epochs, best))
+    return VolumeRunResult(out_dir, manifest_path, splits, results)
+
+
+def _check_run_folder(out_dir: Path, config: VolumeConfig, resume: bool) -> None:
+    """Write ``config.yaml``; on resume it must match the one already there (same hash)."""
+    config_path = out_dir / "config.yaml"
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    if config_path.is_file():
+        previous = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        same = config_hash({k: v for k, v in previous.items() if k not in EXECUTION_KEYS}) \
+            == config_hash(config.hashed_dict())
+        if resume and not same:
+            raise InputError(config_path, "the run folder was started with a different config",
+                             "resume with the original config or choose a new --out")
+        if not resume:
+            raise OutputError(f"{out_dir} already holds a run; pass --resume to continue it or choose a new --out")
+    write_text_atomic(config_path, text)

@@ -1,0 +1,349 @@
+"""``wmhkit train-volume`` config: a YAML file → a validated, frozen :class:`VolumeConfig`.
+
+Every error is a :class:`~wmhkit.train.config.ConfigError` naming the file and the
+key (``box.shape``), what was wrong and how to fix it; unknown keys are errors.
+
+Keys (defaults in brackets)::
+
+    name          run name                                                [file stem]
+    seeds         network initialisations trained one after another        [[0]]
+    manifest      prepared manifest, relative to the config                [none: give --manifest]
+    labels        volume | fazekas | volume_bins | gold                    [volume]
+                  volume: the manifest's volume_ml (weak); fazekas: its grade 0–3
+                  (weak); volume_bins: volume_ml binned into n_bins training
+                  quantiles (the paper's pilot); gold: voxel masks (the strong twin)
+    task          regression (volume) | classification | ordinal           [regression / ordinal]
+    n_bins        classes of volume_bins                                   [5]
+    scanners      use only scans of these scanners ([] = all)              [[]]
+    split         {train: 0.6, val: 0.2, test: 0.2, seed: 0, stratify: scanner,
+                   use_manifest_split: true}  (a manifest ``split`` column of
+                   train/val/test wins when use_manifest_split is true)
+    box           {shape: [112, 128, 32], spacing_mm: [1.4, 1.5, 4.5] or null (fit),
+                   percentiles: [1, 99]}
+    network       {base_channels: 16, levels: 3}
+    optimizer     {name: adadelta | adam | sgd, learning_rate: 1.0, weight_decay: 0.0}
+    epochs        training epochs                                          [100]
+    batch_size    scans per batch                                          [4]
+    early_stopping  {patience: 20} or null                                 [null]
+    augmentation  {translation: 0.2, rotation_deg: 10.0, flip: true}
+    device        auto | cpu | cuda                                        [auto]
+    threads       torch CPU threads (0 = torch's default)                  [0]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wmhkit.train.config import ConfigError
+from wmhkit.train.volume_data import Augmentation, BoxSpec
+
+LABELS = ("volume", "fazekas", "volume_bins", "gold")
+TASKS = ("regression", "classification", "ordinal")
+OPTIMIZERS = ("adadelta", "adam", "sgd")
+DEVICES = ("auto", "cpu", "cuda")
+#: Fazekas grades the severity variant learns (0–3).
+FAZEKAS_GRADES = 4
+#: Keys that change how a run executes but not what it computes (left out of the config hash).
+EXECUTION_KEYS = ("manifest", "device", "threads", "seeds")
+_TOP_KEYS = {"name", "seeds", "manifest", "labels", "task", "n_bins", "scanners", "split", "box", "network",
+             "optimizer", "epochs", "batch_size", "early_stopping", "augmentation", "device", "threads"}
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Train/validation/test fractions, their seed and stratification column."""
+
+    train: float = 0.6
+    val: float = 0.2
+    test: float = 0.2
+    seed: int = 0
+    stratify: str | None = "scanner"
+    use_manifest_split: bool = True
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Optimizer name, learning rate and L2 weight decay."""
+
+    name: str = "adadelta"
+    learning_rate: float = 1.0
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class VolumeConfig:
+    """A validated ``train-volume`` config (see the module docstring)."""
+
+    name: str
+    seeds: tuple[int, ...]
+    manifest: str | None
+    labels: str
+    task: str
+    n_bins: int
+    scanners: tuple[str, ...]
+    split: SplitConfig
+    box: BoxSpec
+    base_channels: int
+    levels: int
+    optimizer: OptimizerConfig
+    epochs: int
+    batch_size: int
+    patience: int | None
+    augmentation: Augmentation
+    device: str
+    threads: int
+    source: str | None = None
+
+    @property
+    def n_classes(self) -> int:
+        """Number of ordered classes of a severity task (grades or bins); 0 for volume and gold."""
+        return {"fazekas": FAZEKAS_GRADES, "volume_bins": self.n_bins}.get(self.labels, 0)
+
+    @property
+    def kind(self) -> str:
+        """``model.yaml`` kind: ``segmentation-3d`` for the strong twin, else ``volume``."""
+        return "segmentation-3d" if self.labels == "gold" else "volume"
+
+    def network_spec(self) -> dict[str, Any]:
+        """Constructor arguments of the :class:`~wmhkit.nn.gp_unet.GPUNet` this config trains."""
+        spec: dict[str, Any] = {"name": "gp_unet", "in_channels": 1, "base_channels": self.base_channels,
+                                "levels": self.levels, "outputs": 1, "head": "pooled"}
+        if self.labels == "gold":
+            spec["head"] = "voxel"
+        elif self.task == "classification":
+            spec["outputs"] = self.n_classes
+        elif self.task == "ordinal":
+            spec["ordinal_levels"] = self.n_classes
+        return spec
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain YAML types (written to ``RUN/config.yaml``)."""
+        record = dataclasses.asdict(self)
+        record["box"] = self.box.to_dict()
+        record.pop("source")
+        return _plain(record)
+
+    def hashed_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the execution-only keys (input of the config hash)."""
+        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_KEYS}
+
+
+def load_volume_config(path: str | os.PathLike[str]) -> VolumeConfig:
+    """Read and validate a ``train-volume`` config YAML file.
+
+    Raises
+    ------
+    ConfigError
+        For a missing or unreadable file and for any invalid key (named in the message).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, "config file does not exist", "give a YAML file or a shipped config name (volume-cpu, ...)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, f"not valid YAML ({str(exc).splitlines()[0]})", "fix the syntax") from exc
+    return parse_volume_config(raw, source=path)
+
+
+def parse_volume_config(raw: Any, *, source: str | os.PathLike[str] | None = None) -> VolumeConfig:
+    """Validate a config mapping (as read from YAML) into a :class:`VolumeConfig`."""
+    where = Path(source) if source is not None else None
+    check = _Checker(where)
+    top = check.mapping(raw, "config")
+    check.known(top, "", _TOP_KEYS)
+    labels = check.choice(top, "labels", LABELS, "volume")
+    default_task = {"volume": "regression", "gold": "regression"}.get(labels, "ordinal")
+    task = check.choice(top, "task", TASKS, default_task)
+    if labels in ("fazekas", "volume_bins") and task == "regression":
+        check.fail("task", f"labels {labels!r} are ordered classes, not a volume", "use ordinal or classification")
+    if labels == "volume" and task != "regression":
+        check.fail("task", f"labels 'volume' are regressed, got task {task!r}",
+                   "use task: regression, or labels: volume_bins for classes")
+    manifest = top.get("manifest")
+    if manifest is not None:
+        manifest = check.string(top, "manifest")
+        if where is not None and not Path(manifest).is_absolute():
+            manifest = str(where.parent / manifest)
+    seeds = top.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds or not all(_whole(s) and s >= 0 for s in seeds) \
+            or len(set(seeds)) != len(seeds):
+        check.fail("seeds", f"must be a non-empty list of distinct whole numbers >= 0, got {seeds!r}", "write e.g. [0, 1, 2]")
+    scanners = top.get("scanners", [])
+    if not isinstance(scanners, list) or not all(isinstance(s, str) and s for s in scanners):
+        check.fail("scanners", f"must be a list of scanner names, got {scanners!r}", "write e.g. [A, B, C] or []")
+    config = VolumeConfig(
+        name=check.string(top, "name", where.stem if where is not None else "volume"),
+        seeds=tuple(int(s) for s in seeds),
+        manifest=manifest,
+        labels=labels,
+        task=task,
+        n_bins=check.integer(top, "n_bins", 5, minimum=2),
+        scanners=tuple(scanners),
+        split=_split(check, top),
+        box=_box(check, top),
+        base_channels=check.integer(check.section(top, "network", {"base_channels", "levels"}), "base_channels", 16,
+                                    minimum=1, at="network"),
+        levels=check.integer(check.section(top, "network", {"base_channels", "levels"}), "levels", 3, minimum=2,
+                             maximum=3, at="network"),
+        optimizer=_optimizer(check, top),
+        epochs=check.integer(top, "epochs", 100, minimum=1),
+        batch_size=check.integer(top, "batch_size", 4, minimum=1),
+        patience=_patience(check, top),
+        augmentation=_augmentation(check, top),
+        device=check.choice(top, "device", DEVICES, "auto"),
+        threads=check.integer(top, "threads", 0, minimum=0),
+        source=None if where is None else str(where),
+    )
+    multiple = 2 ** (config.levels - 1)
+    if any(size % multiple for size in config.box.shape):
+        check.fail("box.shape", f"{list(config.box.shape)} must be multiples of {multiple} for {config.levels} levels",
+                   f"round each size to a multiple of {multiple}")
+    return config
+
+
+def _split(check: _Checker, top: Mapping[str, Any]) -> SplitConfig:
+    section = check.section(top, "split", {f.name for f in dataclasses.fields(SplitConfig)})
+    fractions = [check.number(section, key, default, minimum=0.0, maximum=1.0, at="split")
+                 for key, default in (("train", 0.6), ("val", 0.2), ("test", 0.2))]
+    if abs(sum(fractions) - 1.0) > 1e-6 or fractions[0] == 0 or fractions[1] == 0:
+        check.fail("split", f"train/val/test fractions {fractions} must sum to 1 with train and val > 0",
+                   "use e.g. train: 0.6, val: 0.2, test: 0.2")
+    stratify = section.get("stratify", "scanner")
+    if stratify is not None and not (isinstance(stratify, str) and stratify):
+        check.fail("split.stratify", f"must be a column name or null, got {stratify!r}", "use scanner or null")
+    return SplitConfig(*fractions, seed=check.integer(section, "seed", 0, minimum=0, at="split"), stratify=stratify,
+                       use_manifest_split=check.boolean(section, "use_manifest_split", True, at="split"))
+
+
+def _box(check: _Checker, top: Mapping[str, Any]) -> BoxSpec:
+    section = check.section(top, "box", {"shape", "spacing_mm", "percentiles"})
+    shape = section.get("shape", [112, 128, 32])
+    if not isinstance(shape, list) or len(shape) != 3 or not all(_whole(s) and s >= 2 for s in shape):
+        check.fail("box.shape", f"must be three whole numbers >= 2, got {shape!r}", "write e.g. [112, 128, 32]")
+    spacing = section.get("spacing_mm", [1.4, 1.5, 4.5])
+    if spacing is not None and (not isinstance(spacing, list) or len(spacing) != 3
+                                or not all(_real(s) and s > 0 for s in spacing)):
+        check.fail("box.spacing_mm", f"must be three positive numbers (mm) or null, got {spacing!r}",
+                   "write e.g. [1.4, 1.5, 4.5], or null to fit each brain into the box")
+    percentiles = section.get("percentiles", [1.0, 99.0])
+    if not isinstance(percentiles, list) or len(percentiles) != 2 or not all(_real(p) for p in percentiles) \
+            or not 0 <= percentiles[0] < percentiles[1] <= 100:
+        check.fail("box.percentiles", f"must be [low, high] with 0 <= low < high <= 100, got {percentiles!r}",
+                   "use [1, 99]")
+    return BoxSpec(tuple(int(s) for s in shape), None if spacing is None else tuple(float(s) for s in spacing),
+                   tuple(float(p) for p in percentiles))
+
+
+def _optimizer(check: _Checker, top: Mapping[str, Any]) -> OptimizerConfig:
+    section = check.section(top, "optimizer", {"name", "learning_rate", "weight_decay"})
+    return OptimizerConfig(
+        name=check.choice(section, "name", OPTIMIZERS, "adadelta", at="optimizer"),
+        learning_rate=check.number(section, "learning_rate", 1.0, minimum=0.0, at="optimizer", positive=True),
+        weight_decay=check.number(section, "weight_decay", 0.0, minimum=0.0, at="optimizer"),
+    )
+
+
+def _patience(check: _Checker, top: Mapping[str, Any]) -> int | None:
+    if top.get("early_stopping") is None:
+        return None
+    section = check.section(top, "early_stopping", {"patience"})
+    return check.integer(section, "patience", 20, minimum=1, at="early_stopping")
+
+
+def _augmentation(check: _Checker, top: Mapping[str, Any]) -> Augmentation:
+    section = check.section(top, "augmentation", {"translation", "rotation_deg", "flip"})
+    return Augmentation(
+        translation=check.number(section, "translation", 0.2, minimum=0.0, maximum=0.5, at="augmentation"),
+        rotation_deg=check.number(section, "rotation_deg", 10.0, minimum=0.0, maximum=180.0, at="augmentation"),
+        flip=check.boolean(section, "flip", True, at="augmentation"),
+    )
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _Checker:
+    """Typed getters raising :class:`ConfigError` that name the key path."""
+
+    def __init__(self, where: Path | None) -> None:
+        self.where = where
+
+    def fail(self, key: str, reason: str, fix: str) -> None:
+        raise ConfigError(self.where, f"{key}: {reason}", fix)
+
+    def mapping(self, raw: Any, key: str) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            self.fail(key, f"must be a mapping of keys, got {type(raw).__name__}", "write key: value lines")
+        return raw
+
+    def known(self, item: Mapping[str, Any], at: str, allowed: set[str]) -> None:
+        unknown = sorted(str(k) for k in item if k not in allowed)
+        if unknown:
+            self.fail(f"{at}.{unknown[0]}" if at else unknown[0], "unknown key", f"use one of {sorted(allowed)}")
+
+    def section(self, top: Mapping[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
+        raw = top.get(key) or {}
+        section = self.mapping(raw, key)
+        self.known(section, key, allowed)
+        return section
+
+    def string(self, item: Mapping[str, Any], key: str, default: str | None = None, at: str = "") -> str:
+        value = item.get(key, default)
+        if not isinstance(value, str) or not value:
+            self.fail(_path(at, key), f"must be a non-empty string, got {value!r}", "give a name")
+        return value
+
+    def choice(self, item: Mapping[str, Any], key: str, options: Sequence[str], default: str, at: str = "") -> str:
+        value = item.get(key, default)
+        if value not in options:
+            self.fail(_path(at, key), f"must be one of {list(options)}, got {value!r}", f"use one of {list(options)}")
+        return value
+
+    def boolean(self, item: Mapping[str, Any], key: str, default: bool, at: str = "") -> bool:
+        value = item.get(key, default)
+        if not isinstance(value, bool):
+            self.fail(_path(at, key), f"must be true or false, got {value!r}", "write true or false")
+        return value
+
+    def integer(self, item: Mapping[str, Any], key: str, default: int, *, minimum: int, maximum: int | None = None,
+                at: str = "") -> int:
+        value = item.get(key, default)
+        if not _whole(value) or value < minimum or (maximum is not None and value > maximum):
+            bound = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+            self.fail(_path(at, key), f"must be a whole number {bound}, got {value!r}", "fix the number")
+        return int(value)
+
+    def number(self, item: Mapping[str, Any], key: str, default: float, *, minimum: float,
+               maximum: float | None = None, at: str = "", positive: bool = False) -> float:
+        value = item.get(key, default)
+        ok = _real(value) and value >= minimum and (maximum is None or value <= maximum) and (not positive or value > 0)
+        if not ok:
+            bounds = f"{'>' if positive else '>='} {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+            self.fail(_path(at, key), f"must be a number {bounds}, got {value!r}", "fix the number")
+        return float(value)
+
+
+def _path(at: str, key: str) -> str:
+    return f"{at}.{key}" if at else key

@@ -1,0 +1,166 @@
+"""GP-Unet prediction: volume-matched segmentation, the attention-map identity, the twin, severity, native outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from wmhkit.errors import InputError
+from wmhkit.infer.predict import predict_manifest
+from wmhkit.infer.volume import (
+    class_probabilities,
+    load_volume_model,
+    predict_severity,
+    predict_volume,
+    run_box,
+    volume_matched_segmentation,
+)
+from wmhkit.io.image import Image
+from wmhkit.io.manifest import write_manifest
+from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
+from wmhkit.preprocess.pipeline import PrepareOptions
+from wmhkit.train.volume import Targets, build_model, export_volume_model
+from wmhkit.train.volume_config import parse_volume_config
+from wmhkit.train.volume_data import box_scan
+
+SHAPE = (20, 18, 10)
+AFFINE = np.diag([2.0, 2.0, 3.0, 1.0])
+
+
+def _scan(seed: int = 0, affine: np.ndarray = AFFINE) -> tuple[Image, Image]:
+    """A prepared-like FLAIR (brain ellipsoid, bright blob) and its brain mask."""
+    rng = np.random.default_rng(seed)
+    grid = np.indices(SHAPE).transpose(1, 2, 3, 0).astype(float)
+    brain = (((grid - (9.5, 8.5, 4.5)) / (8.0, 7.0, 4.0)) ** 2).sum(-1) <= 1
+    lesion = np.linalg.norm(grid - (11.0, 9.0, 5.0), axis=-1) <= 2.0
+    flair = np.where(brain, 0.5 + 0.05 * rng.standard_normal(SHAPE) + 0.4 * lesion, 0.0).astype(np.float32)
+    return Image(flair, affine), Image(brain.astype(np.uint8), affine)
+
+
+def _model_folder(folder: Path, labels: str = "volume", task: str | None = None, bias: float | None = None) -> Path:
+    raw = {"labels": labels, "n_bins": 3, "box": {"shape": [8, 8, 4], "spacing_mm": None},
+           "network": {"base_channels": 3}}
+    if task is not None:
+        raw["task"] = task
+    config = parse_volume_config(raw)
+    model = build_model(config, seed=7)
+    if bias is not None:
+        with torch.no_grad():
+            model.dense.bias.fill_(bias)
+    targets = Targets({}, (1.0, 4.0), (0.5, 2.0, 9.0)) if labels == "volume_bins" else Targets({})
+    prepare = PrepareOptions(n4=False, qc_png=False).to_dict()
+    return export_volume_model(folder, model, config, targets, prepare=prepare, trained_on="test", provenance={})
+
+
+def test_volume_matched_segmentation_has_the_volume_inside_the_brain() -> None:
+    rng = np.random.default_rng(0)
+    attention = Image(rng.standard_normal(SHAPE).astype(np.float32), AFFINE)  # 12 mm³ voxels
+    _, brain = _scan()
+    voxel_ml = attention.voxel_volume_ml
+    for volume_ml in (0.0, -1.0, 0.05, 0.3331, 1.0):
+        mask = volume_matched_segmentation(attention, brain, volume_ml)
+        assert mask.array.dtype == np.uint8 and mask.same_grid(attention)
+        assert abs(mask.array.sum() * voxel_ml - max(volume_ml, 0.0)) <= voxel_ml / 2 + 1e-12
+        assert not (mask.array & (brain.array == 0)).any()
+        chosen = attention.array[mask.array > 0]
+        others = attention.array[(mask.array == 0) & (brain.array > 0)]
+        if chosen.size and others.size:
+            assert chosen.min() >= others.max()
+    whole = volume_matched_segmentation(attention, brain, 1e6)
+    assert np.array_equal(whole.array, brain.array)
+
+
+def test_ties_are_broken_deterministically() -> None:
+    attention = Image(np.zeros(SHAPE, np.float32), AFFINE)
+    _, brain = _scan()
+    first = volume_matched_segmentation(attention, brain, 0.12)
+    assert int(first.array.sum()) == 10
+    assert np.array_equal(first.array, volume_matched_segmentation(attention, brain, 0.12).array)
+
+
+def test_weak_prediction_matches_volume_and_the_attention_identity(tmp_path: Path) -> None:
+    model = load_volume_model(_model_folder(tmp_path / "m", bias=0.4))
+    flair, brain = _scan()
+    volume_ml, attention, segmentation = predict_volume(model, flair, brain)
+    assert attention.same_grid(flair) and segmentation.same_grid(flair) and attention.array.dtype == np.float32
+    assert abs(segmentation.array.sum() * flair.voxel_volume_ml - volume_ml) <= flair.voxel_volume_ml / 2
+    assert not (segmentation.array & (brain.array == 0)).any()
+    box = box_scan(flair, brain, model.box)
+    output, box_attention = run_box(model, box)
+    assert volume_ml == pytest.approx(max(float(output[0]), 0.0))
+    # GAP then dense == mean of the attention map + bias, and the map is the dense weights times the last features
+    bias = float(model.network.dense.bias.detach()[0])
+    assert float(output[0]) == pytest.approx(float(box_attention[0].mean()) + bias, abs=1e-5)
+    with torch.no_grad():
+        features = model.network.features(torch.from_numpy(box.flair[None, None]))[0].numpy()
+    weights = model.network.dense.weight.detach().numpy()[0]
+    np.testing.assert_allclose(box_attention[0], np.tensordot(weights, features, axes=1), rtol=1e-5, atol=1e-6)
+
+
+def test_volume_bins_model_predicts_the_expected_bin_volume(tmp_path: Path) -> None:
+    model = load_volume_model(_model_folder(tmp_path / "m", labels="volume_bins", task="classification"))
+    flair, brain = _scan(1)
+    volume_ml, _, segmentation = predict_volume(model, flair, brain)
+    output, _ = run_box(model, box_scan(flair, brain, model.box))
+    probabilities = class_probabilities(output, "classification")
+    assert volume_ml == pytest.approx(float(probabilities @ np.array([0.5, 2.0, 9.0])))
+    assert abs(segmentation.array.sum() * flair.voxel_volume_ml - volume_ml) <= flair.voxel_volume_ml / 2
+
+
+def test_strong_twin_thresholds_its_probability_map(tmp_path: Path) -> None:
+    model = load_volume_model(_model_folder(tmp_path / "m", labels="gold", bias=0.0))
+    assert model.spec.kind == "segmentation-3d"
+    flair, brain = _scan(2)
+    volume_ml, probability, segmentation = predict_volume(model, flair, brain)
+    assert 0.0 <= probability.array.min() and probability.array.max() <= 1.0
+    expected = (probability.array >= 0.5) & (brain.array > 0)
+    assert np.array_equal(segmentation.array.astype(bool), expected)
+    assert volume_ml == pytest.approx(expected.sum() * flair.voxel_volume_ml)
+
+
+def test_fazekas_model_predicts_grades_not_volumes(tmp_path: Path) -> None:
+    folder = _model_folder(tmp_path / "m", labels="fazekas")
+    flair, brain = _scan(3)
+    with pytest.raises(InputError, match="Fazekas grades"):
+        predict_volume(folder, flair, brain)
+    severity = predict_severity(folder, flair, brain)
+    assert len(severity.probabilities) == 4 and sum(severity.probabilities) == pytest.approx(1.0)
+    assert severity.grade == int(np.argmax(severity.probabilities)) and severity.attention.same_grid(flair)
+
+
+@pytest.mark.parametrize("output, task", [(np.array([2.0, 0.5, -1.0]), "ordinal"), (np.array([3.0, -2.0, 0.5]),
+                                                                                      "ordinal"),
+                                          (np.array([0.1, 0.2, 0.3, 0.4]), "classification")])
+def test_class_probabilities_are_a_distribution(output: np.ndarray, task: str) -> None:
+    probabilities = class_probabilities(output, task)
+    assert probabilities.min() >= 0 and probabilities.sum() == pytest.approx(1.0)
+    assert probabilities.size == (output.size + 1 if task == "ordinal" else output.size)
+
+
+def test_corrupt_weights_are_refused(tmp_path: Path) -> None:
+    folder = _model_folder(tmp_path / "m")
+    (folder / "weights" / "model.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="cannot load the weights"):
+        load_volume_model(folder)
+
+
+def test_predict_writes_native_attention_and_volume_matched_mask(tmp_path: Path) -> None:
+    lps = AFFINE @ np.diag([-1.0, -1.0, 1.0, 1.0])
+    lps[:3, 3] = [40.0, 36.0, -10.0]
+    flair, brain = _scan(4, lps)
+    data = tmp_path / "data"
+    save_image(flair.with_array(flair.array * 300.0), data / "s1_flair.nii.gz")
+    save_mask(brain, data / "s1_brain.nii.gz")
+    manifest = write_manifest(pd.DataFrame([{"subject": "s1", "flair": "s1_flair.nii.gz",
+                                             "brain_mask": "s1_brain.nii.gz"}]), data / "manifest.tsv")
+    result = predict_manifest(_model_folder(tmp_path / "m", bias=0.5), manifest, tmp_path / "out")
+    attention = load_image(tmp_path / "out" / "s1_attention.nii.gz")
+    mask = load_mask(tmp_path / "out" / "s1_wmh.nii.gz")
+    assert np.allclose(attention.affine, lps) and attention.shape == SHAPE and np.allclose(mask.affine, lps)
+    row = pd.read_csv(result.volumes).iloc[0]
+    assert abs(mask.array.sum() * mask.voxel_volume_ml - row["model_volume_ml"]) <= mask.voxel_volume_ml / 2
+    assert row["wmh_ml"] == pytest.approx(mask.array.sum() * mask.voxel_volume_ml)

@@ -1,0 +1,103 @@
+"""GP-Unet: shapes, the attention-map identity, the shared trunk of the weak and strong heads."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wmhkit.nn.gp_unet import GPUNet, build_network
+
+SHAPE = (8, 8, 4)
+
+
+def _image(seed: int = 0, batch: int = 2) -> torch.Tensor:
+    return torch.rand(batch, 1, *SHAPE, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
+
+
+def _network(**kwargs: object) -> GPUNet:
+    torch.manual_seed(3)
+    return GPUNet(base_channels=4, **kwargs).eval()
+
+
+@pytest.mark.parametrize("levels", [2, 3])
+def test_output_shapes(levels: int) -> None:
+    image = _image()
+    assert _network(levels=levels)(image).shape == (2, 1)
+    assert _network(levels=levels, outputs=4)(image).shape == (2, 4)
+    assert _network(levels=levels, ordinal_levels=4)(image).shape == (2, 3)
+    assert _network(levels=levels, head="voxel")(image).shape == (2, 1, *SHAPE)
+    assert _network(levels=levels).features(image).shape == (2, 4, *SHAPE)
+
+
+@pytest.mark.parametrize("outputs", [1, 3])
+def test_pooled_output_is_mean_attention_plus_bias(outputs: int) -> None:
+    network = _network(outputs=outputs)
+    image = _image(1)
+    with torch.no_grad():
+        pooled = network(image)
+        attention = network.attention(image)
+    expected = attention.mean(dim=(2, 3, 4)) + network.dense.bias
+    torch.testing.assert_close(pooled, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_is_dense_weights_times_last_feature_maps() -> None:
+    network = _network(outputs=2)
+    image = _image(2)
+    with torch.no_grad():
+        features = network.features(image)
+        attention = network.attention(image)
+    weights = network.dense.weight
+    for output in range(2):
+        by_hand = sum(weights[output, c] * features[:, c] for c in range(features.shape[1]))
+        torch.testing.assert_close(attention[:, output], by_hand, rtol=1e-5, atol=1e-6)
+
+
+def test_last_feature_maps_have_no_relu() -> None:
+    with torch.no_grad():
+        features = _network().features(_image(4))
+    assert features.min() < 0 < features.max()
+
+
+def test_voxel_head_is_attention_plus_bias_and_shares_the_trunk() -> None:
+    weak, strong = _network(), _network(head="voxel")
+    weak_state, strong_state = weak.state_dict(), strong.state_dict()
+    assert weak_state.keys() == strong_state.keys()
+    assert all(torch.equal(weak_state[k], strong_state[k]) for k in weak_state)
+    image = _image(5)
+    with torch.no_grad():
+        logits = strong(image)
+        attention = weak.attention(image)
+    torch.testing.assert_close(logits, attention + weak.dense.bias.view(1, -1, 1, 1, 1), rtol=1e-5, atol=1e-6)
+    probability = strong.predict_proba(image)
+    assert float(probability.min()) >= 0.0 and float(probability.max()) <= 1.0
+
+
+def test_ordinal_logits_decrease_with_the_cut_points() -> None:
+    network = _network(ordinal_levels=4)
+    with torch.no_grad():
+        network.cut_points.copy_(torch.tensor([-1.0, 0.0, 2.0]))
+        logits = network(_image(6))
+    assert bool((logits[:, :-1] > logits[:, 1:]).all())
+
+
+def test_build_network_round_trips_the_spec() -> None:
+    network = GPUNet(base_channels=4, levels=2, outputs=1, ordinal_levels=5)
+    rebuilt = build_network(network.network_spec())
+    assert rebuilt.network_spec() == network.network_spec()
+    assert rebuilt.state_dict().keys() == network.state_dict().keys()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"name": "vgg16_unet"}, "network name"),
+    ({"name": "gp_unet", "depth": 3}, "unknown gp_unet arguments"),
+    ({"name": "gp_unet", "levels": 4}, "levels"),
+    ({"name": "gp_unet", "head": "voxel", "ordinal_levels": 3}, "ordinal_levels"),
+])
+def test_bad_specs_are_rejected(spec: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_network(spec)
+
+
+def test_input_sizes_must_fit_the_pooling() -> None:
+    with pytest.raises(ValueError, match="multiples of 4"):
+        _network()(torch.zeros(1, 1, 8, 8, 6))

@@ -1,0 +1,201 @@
+"""train-volume: config validation, splits, a learnable toy problem, exact resume, every label kind end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from wmhkit.cli import main
+from wmhkit.errors import ManifestError, OutputError
+from wmhkit.infer.model_folder import read_model_spec
+from wmhkit.io.image import Image
+from wmhkit.io.manifest import write_manifest
+from wmhkit.io.nifti import save_image, save_mask
+from wmhkit.preprocess.pipeline import PrepareOptions, prepare_manifest
+from wmhkit.train import volume as volume_trainer
+from wmhkit.train.checkpoint import config_hash
+from wmhkit.train.config import ConfigError, resolve_config_path
+from wmhkit.train.volume import Targets, assign_splits, train_seed, train_volume
+from wmhkit.train.volume_config import load_volume_config, parse_volume_config
+from wmhkit.train.volume_data import BoxScan
+
+TINY = {"box": {"shape": [8, 8, 4], "spacing_mm": None}, "network": {"base_channels": 2},
+        "epochs": 1, "device": "cpu", "threads": 1, "split": {"stratify": None}}
+SHAPE = (20, 20, 10)
+
+
+def _config(**overrides: object) -> object:
+    return parse_volume_config({**TINY, **overrides})
+
+
+@pytest.fixture(scope="module")
+def prepared_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Nine prepared scans: an ellipsoid brain with one bright blob whose size sets volume_ml and fazekas."""
+    root = tmp_path_factory.mktemp("volume_cohort")
+    affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    grid = np.indices(SHAPE).transpose(1, 2, 3, 0).astype(float)
+    brain = (((grid - (9.5, 9.5, 4.5)) / (8.0, 8.0, 4.0)) ** 2).sum(-1) <= 1
+    rng = np.random.default_rng(0)
+    rows = []
+    for index in range(9):
+        radius = 0.8 + 0.35 * index
+        lesion = (np.linalg.norm(grid - (11.0, 9.0, 5.0), axis=-1) <= radius) & brain
+        flair = np.where(brain, 100.0 + 5.0 * rng.standard_normal(SHAPE) + 80.0 * lesion, 0.0).astype(np.float32)
+        scan = f"s{index}"
+        save_image(Image(flair, affine), root / f"{scan}_flair.nii.gz")
+        save_mask(Image(brain.astype(np.uint8), affine), root / f"{scan}_brain.nii.gz")
+        save_mask(Image(lesion.astype(np.uint8), affine), root / f"{scan}_gold.nii.gz")
+        rows.append({"subject": scan, "scanner": "ABC"[index % 3], "flair": f"{scan}_flair.nii.gz",
+                     "brain_mask": f"{scan}_brain.nii.gz", "gold": f"{scan}_gold.nii.gz",
+                     "volume_ml": f"{lesion.sum() * 0.008:.4f}", "fazekas": str(min(index // 2, 3))})
+    manifest = write_manifest(pd.DataFrame(rows), root / "manifest.tsv")
+    return prepare_manifest(manifest, root / "prepared", options=PrepareOptions(n4=False, qc_png=False)).manifest
+
+
+def test_shipped_configs_parse() -> None:
+    for name in ("volume", "volume-cpu", "fazekas", "fazekas-cpu", "strong", "strong-cpu"):
+        config = load_volume_config(resolve_config_path(name))
+        assert config.batch_size == 4 and config.optimizer.name == "adadelta"
+        assert config.kind == ("segmentation-3d" if name.startswith("strong") else "volume")
+    assert load_volume_config(resolve_config_path("volume")).box.shape == (112, 128, 32)
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"box": {"shape": [8, 8]}}, "box.shape"),
+    ({"box": {"shape": [8, 8, 6]}}, "box.shape"),
+    ({"box": {"spacing_mm": [1, 0, 1]}}, "box.spacing_mm"),
+    ({"optimizer": {"momentum": 0.9}}, "optimizer.momentum"),
+    ({"optimizer": {"name": "lbfgs"}}, "optimizer.name"),
+    ({"labels": "fazekas", "task": "regression"}, "task"),
+    ({"split": {"train": 0.9}}, "split"),
+    ({"seeds": [1, 1]}, "seeds"),
+    ({"epoch": 3}, "epoch"),
+    ({"augmentation": {"translation": 0.9}}, "augmentation.translation"),
+])
+def test_config_errors_name_the_key(raw: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_volume_config(raw, source="cfg.yaml")
+    assert str(error.value).startswith(f"cfg.yaml: {key}:")
+
+
+def test_splits_are_60_20_20_per_stratum_and_reproducible() -> None:
+    table = pd.DataFrame({"scan_id": [f"s{i:02d}" for i in range(20)], "scanner": ["A", "B"] * 10})
+    config = parse_volume_config({**TINY, "split": {"seed": 4, "stratify": "scanner"}})
+    splits = assign_splits(table, config)
+    assert splits == assign_splits(table.iloc[::-1].reset_index(drop=True), config)
+    for scanner in "AB":
+        roles = [splits[s] for s, sc in zip(table["scan_id"], table["scanner"]) if sc == scanner]
+        assert (roles.count("train"), roles.count("val"), roles.count("test")) == (6, 2, 2)
+    manual = table.assign(split=["train"] * 12 + ["val"] * 4 + ["test"] * 4)
+    assert list(assign_splits(manual, config).values()) == list(manual["split"])
+
+
+def _toy_boxes(n: int = 12) -> tuple[dict[str, BoxScan], Targets]:
+    """Volume = number of bright voxels (x 0.1 mL) scattered in a dark 8x8x4 box."""
+    rng = np.random.default_rng(1)
+    boxes, values = {}, {}
+    for k in range(n):
+        flair = np.zeros((8, 8, 4), np.float32)
+        flair.ravel()[rng.choice(flair.size, 3 * k, replace=False)] = 1.0
+        boxes[f"t{k:02d}"] = BoxScan(flair, np.ones((8, 8, 4), bool), np.eye(4))
+        values[f"t{k:02d}"] = 0.3 * k
+    return boxes, Targets(values)
+
+
+def _toy_run(folder: Path, epochs: int, **overrides: object) -> tuple[torch.nn.Module, int, float]:
+    settings = {"network": {"base_channels": 4}, "augmentation": {"translation": 0.05, "flip": True}, **overrides}
+    config = _config(epochs=epochs, **settings)
+    boxes, targets = _toy_boxes()
+    splits = {s: ("val" if i % 4 == 0 else "train") for i, s in enumerate(sorted(boxes))}
+    return train_seed(config, 0, boxes, targets, splits, folder, resume=True, device=torch.device("cpu"),
+                      digest=config_hash(config.hashed_dict()))
+
+
+def test_mse_decreases_on_a_learnable_toy_problem(tmp_path: Path) -> None:
+    _toy_run(tmp_path, epochs=12, optimizer={"name": "adam", "learning_rate": 0.01}, batch_size=3,
+             augmentation={"translation": 0.0, "rotation_deg": 0.0, "flip": False})
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert list(history["epoch"]) == list(range(1, 13))
+    assert history["train_loss"].iloc[-3:].mean() < 0.6 * history["train_loss"].iloc[0]
+    assert history["val_loss"].min() < history["val_loss"].iloc[0]
+
+
+def test_killed_run_resumes_bit_identically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reference, _, _ = _toy_run(tmp_path / "straight", epochs=4)
+    real_write = volume_trainer.write_history
+
+    def crash_in_epoch_three(path: Path, rows: list[dict[str, object]]) -> Path:
+        if len(rows) == 3:
+            raise KeyboardInterrupt("killed")
+        return real_write(path, rows)
+
+    monkeypatch.setattr(volume_trainer, "write_history", crash_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        _toy_run(tmp_path / "killed", epochs=4)
+    monkeypatch.setattr(volume_trainer, "write_history", real_write)
+    resumed, epochs, _ = _toy_run(tmp_path / "killed", epochs=4)
+    assert epochs == 4
+    for name, tensor in reference.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+    straight = pd.read_csv(tmp_path / "straight" / "history.csv").drop(columns="seconds")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "history.csv").drop(columns="seconds"), straight)
+
+
+@pytest.mark.parametrize("labels, kind, outputs", [
+    ("volume", "volume", 1), ("fazekas", "volume", 1), ("volume_bins", "volume", 1), ("gold", "segmentation-3d", 1),
+])
+def test_every_label_kind_trains_and_exports_a_model_folder(
+    prepared_manifest: Path, tmp_path: Path, labels: str, kind: str, outputs: int
+) -> None:
+    config = _config(labels=labels, n_bins=3)
+    result = train_volume(config, tmp_path / "run", manifest=prepared_manifest)
+    assert sorted(set(result.splits.values())) == ["test", "train", "val"]
+    assert list(result.splits.values()).count("train") == 5  # 60 % of 9 scans (largest remainder)
+    spec = read_model_spec(result.seeds[0].model_dir)
+    assert spec.kind == kind and spec.network["name"] == "gp_unet"
+    assert spec.record["target"]["labels"] == labels
+    assert spec.prepare.n4 is False  # the prepare options of the training scans travel with the model
+    if labels == "fazekas":
+        assert spec.network["ordinal_levels"] == 4
+    if labels == "volume_bins":
+        edges = spec.record["target"]["bin_edges_ml"]
+        assert len(edges) == 2 and edges == sorted(edges)
+        assert len(spec.record["target"]["bin_volumes_ml"]) == 3
+
+
+def test_fazekas_above_three_is_refused(prepared_manifest: Path, tmp_path: Path) -> None:
+    table = pd.read_csv(prepared_manifest, sep="\t", dtype=str, keep_default_na=False)
+    table.loc[0, "fazekas"] = "5"
+    edited = prepared_manifest.with_name("manifest_f5.tsv")
+    table.to_csv(edited, sep="\t", index=False)
+    with pytest.raises(ManifestError, match="grades 0-3"):
+        train_volume(_config(labels="fazekas"), tmp_path / "run", manifest=edited)
+
+
+def test_existing_run_needs_resume(prepared_manifest: Path, tmp_path: Path) -> None:
+    train_volume(_config(), tmp_path / "run", manifest=prepared_manifest)
+    with pytest.raises(OutputError, match="--resume"):
+        train_volume(_config(), tmp_path / "run", manifest=prepared_manifest)
+    train_volume(_config(), tmp_path / "run", manifest=prepared_manifest, resume=True)  # finished: re-export only
+
+
+def test_cli_trains_and_writes_the_evaluation_tables(prepared_manifest: Path, tmp_path: Path) -> None:
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(yaml.safe_dump({**TINY, "split": {"train": 0.2, "val": 0.1, "test": 0.7,
+                                                             "stratify": None}}))
+    code = main(["train-volume", str(config_path), "--manifest", str(prepared_manifest), "--out", str(tmp_path / "run")])
+    assert code == 0
+    agreement = pd.read_csv(tmp_path / "run" / "evaluation" / "agreement.csv")
+    assert list(agreement["set"]) == ["test"] and int(agreement["n"].iloc[0]) == 6  # 70 % of 9 scans
+    assert {"icc", "icc_ci_low", "icc_ci_high", "pearson_r", "bias", "loa_low", "loa_high", "dice_mean"} <= set(
+        agreement.columns)
+    predictions = pd.read_csv(tmp_path / "run" / "evaluation" / "predictions.csv")
+    assert len(predictions) == 6 and predictions["vent_ml"].notna().all()
+    confounders = pd.read_csv(tmp_path / "run" / "evaluation" / "confounders.csv")
+    assert set(confounders["fit"]) == {"predicted", "predicted+covariates"}
+    assert set(confounders["term"]) == {"intercept", "predicted_volume_ml", "vent_ml", "wm_ml", "csf_ml"}
