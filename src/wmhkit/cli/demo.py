@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 
 from wmhkit.cli import app
-from wmhkit.demo import run_demo
 
 
 @app.command("demo")
@@ -20,6 +19,8 @@ def demo_command(
     quick: bool = typer.Option(False, "--quick", help="2 mm phantoms: about a minute."),
 ) -> None:
     """Synthesize a phantom cohort, prepare it, print a summary and write QC overlays."""
+    from wmhkit.demo import run_demo
+
     result = run_demo(out, subjects=subjects, seed=seed, quick=quick)
     # At least 130 columns, so the table is never squeezed into ellipses in logs and pipes.
     console = Console(width=max(Console().width, 130))

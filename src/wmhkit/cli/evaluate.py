@@ -7,10 +7,6 @@ from pathlib import Path
 import typer
 
 from wmhkit.cli import app
-from wmhkit.io.manifest import read_manifest
-from wmhkit.io.provenance import write_sidecar
-from wmhkit.metrics.evaluate import evaluate_cohort, match_pairs
-from wmhkit.stats.tables import write_csv
 
 
 @app.command("evaluate")
@@ -26,6 +22,11 @@ def evaluate_command(
     out: Path = typer.Option(Path("metrics.csv"), "--out", help="Output CSV (one row per scan)."),
 ) -> None:
     """Score predictions against gold masks with the MICCAI 2017 WMH challenge definitions."""
+    from wmhkit.io.manifest import read_manifest
+    from wmhkit.io.provenance import write_sidecar
+    from wmhkit.metrics.evaluate import evaluate_cohort, match_pairs
+    from wmhkit.stats.tables import write_csv
+
     table = read_manifest(manifest) if manifest is not None else None
     columns = (pred_column, gold_column)
     metrics = evaluate_cohort(pred, gold, manifest=table, columns=columns, resample=resample)

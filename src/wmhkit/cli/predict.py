@@ -7,8 +7,6 @@ import typer
 
 from wmhkit.cli import app
 from wmhkit.nn.plane_fusion import FUSION_RULES
-from wmhkit.nn.planes import DEFAULT_BATCH_SIZE
-from wmhkit.infer.predict import PredictSettings, predict_scans
 from wmhkit.infer.volumes import DEFAULT_PV_DISTANCE_MM
 
 
@@ -27,13 +25,18 @@ def predict(
     pv_distance_mm: float = typer.Option(
         DEFAULT_PV_DISTANCE_MM, "--pv-distance-mm", min=0.0, help="Periventricular band width around the ventricles (mm)."
     ),
-    batch_size: int = typer.Option(DEFAULT_BATCH_SIZE, "--batch-size", min=1, help="Slices per forward pass."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Slices per forward pass [default: 8]."),
 ) -> None:
     """Segment WMH in each scan and write masks, probability maps, sidecars and volumes.csv to OUT."""
+    from wmhkit.infer.predict import PredictSettings, predict_scans
+    from wmhkit.nn.planes import DEFAULT_BATCH_SIZE
+
     if fusion is not None and fusion not in FUSION_RULES:
         raise typer.BadParameter(f"--fusion {fusion!r} is not one of {', '.join(FUSION_RULES)}")
     settings = PredictSettings(threshold=threshold, fusion=fusion, pv_distance_mm=pv_distance_mm)
-    result = predict_scans(model, inputs, out, device=device, batch_size=batch_size, settings=settings)
+    result = predict_scans(
+        model, inputs, out, device=device, batch_size=batch_size or DEFAULT_BATCH_SIZE, settings=settings
+    )
     typer.echo(f"segmented {len(result.outputs)} scan(s); volumes: {result.volumes}")
     if result.failures:
         typer.echo(f"{len(result.failures)} scan(s) failed (see {out / 'failures.tsv'}):", err=True)

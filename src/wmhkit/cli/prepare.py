@@ -7,8 +7,6 @@ from pathlib import Path
 import typer
 
 from wmhkit.cli import app
-from wmhkit.preprocess.bias import N4Settings
-from wmhkit.preprocess.pipeline import PrepareOptions, prepare_manifest
 
 
 @app.command("prepare")
@@ -31,6 +29,9 @@ def prepare(
     qc_png: bool = typer.Option(True, "--qc-png/--no-qc-png", help="Write a brain-mask overlay PNG per scan."),
 ) -> None:
     """Reorient, bias-correct, brain-mask, normalise and crop every scan of MANIFEST."""
+    from wmhkit.preprocess.bias import N4Settings
+    from wmhkit.preprocess.pipeline import PrepareOptions, prepare_manifest
+
     try:
         options = PrepareOptions(
             normalisation=normalisation,

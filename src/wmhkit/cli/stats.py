@@ -8,9 +8,6 @@ import typer
 
 from wmhkit.cli import app
 from wmhkit.errors import InputError
-from wmhkit.io.provenance import write_sidecar
-from wmhkit.stats.analysis import analyse_metrics, write_results
-from wmhkit.stats.tables import read_table
 
 
 @app.command("stats")
@@ -25,6 +22,10 @@ def stats_command(
     covariates: str = typer.Option(None, "--covariates", help="Covariate columns of the OLS, e.g. vent_ml,wm_ml,csf_ml."),
 ) -> None:
     """One-way ANOVA (+ Holm-corrected pooled t-tests), ICC(2,1), Bland-Altman and confounder OLS."""
+    from wmhkit.io.provenance import write_sidecar
+    from wmhkit.stats.analysis import analyse_metrics, write_results
+    from wmhkit.stats.tables import read_table
+
     if not metrics_csv.is_file():
         raise InputError(metrics_csv, "metrics CSV does not exist", "run `wmhkit evaluate` first or fix the path")
     groupings = _names(by)

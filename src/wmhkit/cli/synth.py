@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from wmhkit.cli import app
-from wmhkit.synth import synthesize_cohort
 
 
 @app.command("synth")
@@ -26,6 +25,8 @@ def synth_command(
                                         help="Template resolution; >1 makes coarse quick phantoms."),
 ) -> None:
     """Synthesize a phantom cohort from the MNI ICBM152 anatomy with known WMH."""
+    from wmhkit.synth import synthesize_cohort
+
     names = tuple(name.strip().upper() for name in scanners.split(",") if name.strip())
     manifest = synthesize_cohort(
         out, subjects, seed=seed, scanners=names, with_head=not no_head, lesion_library=lesion_library,
