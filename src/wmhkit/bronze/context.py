@@ -1,0 +1,108 @@
+"""What a bronze method sees of one prepared scan, with the shared tissue model computed once.
+
+Every method takes a :class:`ScanContext`: the prepared (canonical, cropped,
+bias-corrected, [0, 1]-normalised) FLAIR, its brain mask and optionally the T1 on
+the same grid. The tissue model, brain depth, ventricles and WM region are
+computed on first use and shared by all methods run on the scan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from wmhkit.bronze.tissue import (
+    TissueModel,
+    brain_depth_mm,
+    fit_tissue_model,
+    ventricles,
+    white_matter_region,
+)
+from wmhkit.errors import MaskError
+from wmhkit.io.image import Image
+
+
+@dataclass(eq=False)
+class ScanContext:
+    """One prepared scan and the derived maps the methods share.
+
+    Parameters
+    ----------
+    flair
+        Prepared FLAIR (float, [0, 1] inside the brain).
+    brain_mask
+        Brain mask on the FLAIR grid (any integer/bool array).
+    t1
+        Prepared T1 on the FLAIR grid, or None.
+    seed
+        Seed of the tissue model's fitting subsample.
+
+    Raises
+    ------
+    MaskError
+        When the brain mask is empty or not on the FLAIR grid.
+    """
+
+    flair: Image
+    brain_mask: np.ndarray
+    t1: Image | None = None
+    seed: int = 0
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.brain_mask = np.asarray(self.brain_mask).astype(bool)
+        if self.brain_mask.shape != self.flair.shape:
+            raise MaskError(None, f"brain mask shape {self.brain_mask.shape} differs from the FLAIR's {self.flair.shape}",
+                            "pass the brain mask of this scan")
+        if not self.brain_mask.any():
+            raise MaskError(None, "the brain mask is empty", "re-run wmhkit prepare or give a non-empty brain mask")
+        if self.t1 is not None and self.t1.shape != self.flair.shape:
+            raise MaskError(None, f"T1 shape {self.t1.shape} differs from the FLAIR's {self.flair.shape}",
+                            "resample the T1 onto the FLAIR grid (wmhkit prepare does)")
+
+    @property
+    def spacing_mm(self) -> tuple[float, float, float]:
+        """Voxel size (mm) from the FLAIR's affine."""
+        return self.flair.spacing_mm
+
+    @cached_property
+    def tissue(self) -> TissueModel:
+        """CSF/GM/WM mixture on (T1, FLAIR) when a T1 exists, else on FLAIR alone."""
+        return fit_tissue_model(
+            self.brain_mask, flair=self.flair.array, t1=None if self.t1 is None else self.t1.array, seed=self.seed
+        )
+
+    @cached_property
+    def t1_tissue(self) -> TissueModel:
+        """CSF/GM/WM mixture on the T1 alone (FreeSurfer-like methods ignore FLAIR).
+
+        Raises
+        ------
+        ValueError
+            When the scan has no T1.
+        """
+        if self.t1 is None:
+            raise ValueError("this scan has no T1")
+        return fit_tissue_model(self.brain_mask, t1=self.t1.array, seed=self.seed)
+
+    @cached_property
+    def depth_mm(self) -> np.ndarray:
+        """Distance (mm) to the outside of the brain mask."""
+        return brain_depth_mm(self.brain_mask, self.spacing_mm)
+
+    @cached_property
+    def ventricles(self) -> np.ndarray:
+        """Deep CSF from :attr:`tissue`."""
+        return ventricles(self.tissue, self.brain_mask, self.spacing_mm)
+
+    def wm_region(self, cortex_margin_mm: float, closing_mm: float) -> np.ndarray:
+        """:func:`~wmhkit.bronze.tissue.white_matter_region` of :attr:`tissue` (cached per parameters)."""
+        key = ("wm_region", cortex_margin_mm, closing_mm)
+        if key not in self._cache:
+            self._cache[key] = white_matter_region(
+                self.tissue, self.brain_mask, self.spacing_mm, closing_mm=closing_mm,
+                cortex_margin_mm=cortex_margin_mm, ventricle_mask=self.ventricles,
+            )
+        return self._cache[key]

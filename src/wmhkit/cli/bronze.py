@@ -1,0 +1,43 @@
+"""``wmhkit bronze MANIFEST --out DIR``: classical WMH masks (and external tools' masks) per scan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from wmhkit.bronze.methods import METHODS
+from wmhkit.bronze.stage import REGISTER_CHOICES, BronzeOptions, bronze_manifest
+from wmhkit.cli import app
+
+
+@app.command("bronze")
+def bronze(
+    manifest: Path = typer.Argument(..., help="Prepared manifest (wmhkit prepare), or a raw one (prepared into DIR/prepared)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: the prepared manifest's folder or a parent of it."),
+    methods: str = typer.Option(
+        "", "--methods", help=f"Comma-separated methods among {', '.join(METHODS)} (default: all a scan allows)."
+    ),
+    lst_threshold: float = typer.Option(0.5, "--lst-threshold", help="Threshold on LST ples_* maps (external_lst)."),
+    bianca_threshold: float = typer.Option(0.9, "--bianca-threshold", help="Threshold on BIANCA maps (external_bianca)."),
+    register_t1: str = typer.Option("auto", "--register-t1", help=f"Register the T1 to the FLAIR: {'|'.join(REGISTER_CHOICES)}."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the tissue model's fitting subsample."),
+) -> None:
+    """Segment WMH in every scan of MANIFEST with classical methods; write bronze_<method> masks in native space."""
+    try:
+        options = BronzeOptions(
+            methods=tuple(m.strip() for m in methods.split(",") if m.strip()) or None,
+            thresholds={"lst": lst_threshold, "bianca": bianca_threshold},
+            register_t1=register_t1, seed=seed,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    result = bronze_manifest(manifest, out, options=options)
+    made = sum(len(scan.outputs) for scan in result.scans.values())
+    typer.echo(f"{made} bronze mask(s) for {len(result.scans)} scan(s); manifest: {result.manifest}")
+    if result.failures:
+        typer.echo(f"{len(result.failures)} failure(s) (see {out / 'failures.tsv'}):", err=True)
+        for failure in result.failures:
+            who = failure.subject + (f" session {failure.session}" if failure.session else "")
+            typer.echo(f"  {who} [{failure.method}]: {failure.error}", err=True)
+        raise typer.Exit(code=1)

@@ -1,0 +1,40 @@
+"""``wmhkit silver MANIFEST --out DIR``: per-scan consensus (STAPLE or majority) of the bronze masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from wmhkit.cli import app
+from wmhkit.fusion.stage import FUSION_METHODS, SilverOptions, silver_manifest
+
+
+@app.command("silver")
+def silver(
+    manifest: Path = typer.Argument(..., help="Manifest with bronze_<method> columns (wmhkit bronze)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: the manifest's folder or a parent of it."),
+    method: str = typer.Option("staple", "--method", help=f"Consensus rule: {'|'.join(FUSION_METHODS)}."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Silver mask = consensus probability > threshold."),
+    methods: str = typer.Option("", "--methods", help="Comma-separated bronze methods to fuse (default: all present)."),
+) -> None:
+    """Fuse the bronze masks of every scan of MANIFEST into a silver mask and probability map."""
+    try:
+        options = SilverOptions(
+            method=method, threshold=threshold,
+            methods=tuple(m.strip() for m in methods.split(",") if m.strip()) or None,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    result = silver_manifest(manifest, out, options=options)
+    typer.echo(f"silver masks for {len(result.scans)} scan(s); manifest: {result.manifest}")
+    if not result.raters.empty:
+        summary = result.raters.groupby("method")[["sensitivity", "specificity"]].mean()
+        for name, values in summary.iterrows():
+            typer.echo(f"  {name}: sensitivity {values['sensitivity']:.3f}, specificity {values['specificity']:.4f}")
+    if result.failures:
+        typer.echo(f"{len(result.failures)} scan(s) failed (see {out / 'failures.tsv'}):", err=True)
+        for failure in result.failures:
+            who = failure.subject + (f" session {failure.session}" if failure.session else "")
+            typer.echo(f"  {who}: {failure.error}", err=True)
+        raise typer.Exit(code=1)

@@ -1,0 +1,301 @@
+"""The ``silver`` stage: per-scan consensus of the bronze masks of a manifest.
+
+For each scan, the ``bronze_<method>`` masks (all of them, or ``methods``) are
+read — on the native FLAIR grid as ``wmhkit bronze`` writes them, or on the
+prepared grid — and brought onto the prepared grid (exact reorientation and
+crop, no interpolation), where the brain mask is; the consensus is computed
+inside the brain (:func:`~wmhkit.fusion.staple.staple` or
+:func:`~wmhkit.fusion.majority.majority_vote`) and mapped back onto the native
+FLAIR grid:
+
+* ``OUT/<scan_id>/silver.nii.gz`` — uint8 consensus mask (probability > threshold);
+* ``OUT/<scan_id>/silver_prob.nii.gz`` — float32 probability (STAPLE posterior,
+  or the fraction of raters voting WMH);
+* a sidecar per output, holding each rater's sensitivity and specificity;
+* ``OUT/raters.tsv`` — subject, session, method, sensitivity, specificity per
+  scan; ``OUT/raters_summary.tsv`` — their mean, sd and count per method.
+
+A manifest without prepare sidecars works too when it has a native ``brain_mask``
+column: everything then happens on the native grid.
+
+``OUT/manifest.tsv`` is the input manifest with ``silver`` (and the text column
+``silver_prob``) filled; ``OUT`` must be the input manifest's folder or a parent
+of it (the manifest is replaced by the updated one when it is the same file).
+Failed scans get an empty ``silver`` cell, a row in ``OUT/failures.tsv`` and a
+traceback in ``OUT/crashes/<scan_id>.txt``; the others complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from wmhkit.bronze.stage import (
+    MethodFailure,
+    check_output_folder,
+    one_line,
+    rebased_row,
+    write_failures,
+)
+from wmhkit.errors import GeometryError, InputError, MaskError
+from wmhkit.fusion.majority import majority_vote
+from wmhkit.fusion.staple import MAX_ITERATIONS, THRESHOLD, ConsensusResult, staple
+from wmhkit.io.atomic import resolve_output, write_text_atomic
+from wmhkit.io.image import Image
+from wmhkit.io.manifest import Manifest, read_manifest, relative_path, write_manifest
+from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
+from wmhkit.io.provenance import sidecar_path, write_sidecar
+from wmhkit.preprocess.geometry import (
+    NativeGeometry,
+    load_native_geometry,
+    to_native,
+    to_prepared,
+)
+
+log = logging.getLogger(__name__)
+
+FUSION_METHODS: tuple[str, ...] = ("staple", "majority")
+
+
+@dataclass(frozen=True)
+class SilverOptions:
+    """Settings of the silver stage.
+
+    Attributes
+    ----------
+    method
+        ``staple`` (default) or ``majority``.
+    threshold
+        Consensus mask = probability > threshold.
+    methods
+        Bronze methods to fuse; None fuses every ``bronze_<method>`` column filled for the scan.
+    max_iterations
+        STAPLE EM iteration cap.
+    """
+
+    method: str = "staple"
+    threshold: float = THRESHOLD
+    methods: tuple[str, ...] | None = None
+    max_iterations: int = MAX_ITERATIONS
+
+    def __post_init__(self) -> None:
+        if self.method not in FUSION_METHODS:
+            raise ValueError(f"fusion method must be one of {FUSION_METHODS}, got {self.method!r}")
+        if not 0.0 <= self.threshold < 1.0:
+            raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
+
+
+@dataclass(frozen=True)
+class SilverScan:
+    """One scan's silver outputs and each rater's estimated performance."""
+
+    mask: Path
+    probability: Path
+    raters: dict[str, tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class SilverResult:
+    """Outcome of :func:`silver_manifest`."""
+
+    manifest: Path
+    scans: dict[str, SilverScan]
+    failures: list[MethodFailure]
+    raters: pd.DataFrame
+
+
+def silver_scan(
+    bronze: dict[str, str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    brain_mask: str | os.PathLike[str],
+    flair: str | os.PathLike[str],
+    options: SilverOptions = SilverOptions(),
+) -> SilverScan:
+    """Consensus of one scan's bronze masks (see the module docstring).
+
+    Parameters
+    ----------
+    bronze
+        Method → bronze mask file (0/1, native FLAIR grid or prepared grid).
+    out_dir
+        Folder for ``silver.nii.gz`` and ``silver_prob.nii.gz``.
+    brain_mask
+        The scan's brain mask (prepared grid when ``flair`` is prepared, else native).
+    flair
+        The prepared FLAIR (its sidecar's native-geometry record), or the native FLAIR.
+    options
+        Stage settings.
+
+    Raises
+    ------
+    InputError
+        Fewer than two bronze masks.
+    MaskError
+        A mask with values other than 0/1 (e.g. 255), an empty brain mask.
+    GeometryError
+        A mask on neither the native nor the prepared grid.
+    """
+    if len(bronze) < 2:
+        raise InputError(flair, f"{len(bronze)} bronze mask(s) ({', '.join(bronze) or 'none'}); a consensus needs two or more",
+                         "run wmhkit bronze (or add bronze_<method> columns) first")
+    flair_path = Path(flair)
+    geometry = _geometry(flair_path)
+    brain = load_mask(brain_mask)
+    if not brain.array.any():
+        raise MaskError(brain_mask, "the brain mask is empty", "re-run wmhkit prepare or give a non-empty brain mask")
+    native_grid = Image(np.zeros(geometry.shape, np.uint8), geometry.affine) if geometry else load_image(flair_path)
+    if geometry is not None and brain.shape != geometry.box.shape:
+        raise GeometryError(brain_mask, "brain mask is not on the prepared grid", "re-run wmhkit prepare")
+    raters = {name: _on_working_grid(Path(path), native_grid, brain, geometry) for name, path in sorted(bronze.items())}
+    fuse = staple if options.method == "staple" else majority_vote
+    kwargs = {"threshold": options.threshold, "max_iterations": options.max_iterations} if options.method == "staple" else {}
+    result: ConsensusResult = fuse(list(raters.values()), brain.array, **kwargs)
+    mask = brain.with_array((result.probability > options.threshold).astype(np.uint8))
+    probability = brain.with_array(result.probability.astype(np.float32))
+    if geometry is not None:
+        mask, probability = to_native(mask, geometry), to_native(probability, geometry)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mask_path = save_mask(mask, resolve_output(out_dir, "silver.nii.gz"))
+    prob_path = save_image(probability, resolve_output(out_dir, "silver_prob.nii.gz"))
+    performance = {name: (sens, spec) for name, sens, spec in zip(raters, result.sensitivity, result.specificity)}
+    extra = {"raters": {name: {"sensitivity": _json_number(s), "specificity": _json_number(p)}
+                        for name, (s, p) in performance.items()},
+             "volume_ml": round(float(mask.array.sum()) * mask.voxel_volume_ml, 6)}
+    parameters = {"method": options.method, "threshold": options.threshold, "max_iterations": options.max_iterations,
+                  "restricted_to": "brain_mask"}
+    inputs = {f"bronze_{name}": path for name, path in bronze.items()} | {"brain_mask": brain_mask, "flair": flair_path}
+    for path in (mask_path, prob_path):
+        write_sidecar(path, step="silver", inputs=inputs, parameters=parameters, extra=extra)
+    return SilverScan(mask_path, prob_path, performance)
+
+
+def silver_manifest(
+    manifest: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, options: SilverOptions = SilverOptions()
+) -> SilverResult:
+    """Run the silver stage over every scan of ``manifest`` (see the module docstring).
+
+    Raises
+    ------
+    OutputError
+        When ``out_dir`` is not the manifest's folder or a parent of it.
+    ManifestError
+        For an unreadable manifest, or one without any ``bronze_<method>`` column.
+    """
+    table = read_manifest(manifest)
+    out_dir = Path(out_dir)
+    check_output_folder(table, out_dir)
+    columns = _bronze_columns(table, options.methods)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scans: dict[str, SilverScan] = {}
+    failures: list[MethodFailure] = []
+    rows, rater_rows = [], []
+    for row in table.rows():
+        scan_id = table.scan_id(row)
+        crash_file = resolve_output(out_dir, f"crashes/{scan_id}.txt")
+        new_row = rebased_row(row, table.root, out_dir)
+        bronze = {c[len("bronze_"):]: table.path(row, c) for c in columns if row.get(c, "")}
+        try:
+            result = silver_scan(bronze, resolve_output(out_dir, scan_id), brain_mask=_brain_mask(table, row),
+                                 flair=table.path(row, "flair"), options=options)
+        except Exception as exc:  # one bad scan must not stop the cohort; recorded below
+            log.error("%s: silver failed: %s", scan_id, exc)
+            write_text_atomic(crash_file, "".join(traceback.format_exception(exc)))
+            failures.append(MethodFailure(row["subject"], row.get("session", ""), options.method, one_line(exc), crash_file))
+            new_row["silver"] = ""
+            rows.append(new_row)
+            continue
+        crash_file.unlink(missing_ok=True)
+        scans[scan_id] = result
+        new_row["silver"] = relative_path(result.mask, out_dir)
+        new_row["silver_prob"] = relative_path(result.probability, out_dir)
+        for name, (sensitivity, specificity) in result.raters.items():
+            rater_rows.append({"subject": row["subject"], "session": row.get("session", ""), "method": name,
+                               "sensitivity": sensitivity, "specificity": specificity})
+        rows.append(new_row)
+    write_failures(failures, out_dir)
+    raters = pd.DataFrame(rater_rows, columns=["subject", "session", "method", "sensitivity", "specificity"])
+    _write_table(raters, out_dir / "raters.tsv")
+    _write_table(summarise_raters(raters), out_dir / "raters_summary.tsv")
+    all_columns = list(table.table.columns) + [c for c in ("silver", "silver_prob") if c not in table.table.columns]
+    path = write_manifest(pd.DataFrame(rows, columns=all_columns).fillna(""), out_dir / "manifest.tsv")
+    log.info("silver: %d of %d scan(s); manifest %s", len(scans), len(rows), path)
+    return SilverResult(path, scans, failures, raters)
+
+
+def summarise_raters(raters: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sd and count of each method's sensitivity and specificity over scans (NaNs skipped)."""
+    if raters.empty:
+        return pd.DataFrame(columns=["method", "n_scans", "sensitivity_mean", "sensitivity_sd",
+                                     "specificity_mean", "specificity_sd"])
+    grouped = raters.groupby("method", sort=True)
+    return pd.DataFrame({
+        "n_scans": grouped["sensitivity"].size(),
+        "sensitivity_mean": grouped["sensitivity"].mean(), "sensitivity_sd": grouped["sensitivity"].std(),
+        "specificity_mean": grouped["specificity"].mean(), "specificity_sd": grouped["specificity"].std(),
+    }).reset_index()
+
+
+def _bronze_columns(table: Manifest, methods: Sequence[str] | None) -> list[str]:
+    present = [c for c in table.table.columns if c.startswith("bronze_")]
+    if methods is not None:
+        missing = [m for m in methods if f"bronze_{m}" not in present]
+        if missing:
+            raise InputError(table.source, f"no bronze column for method(s) {missing}; present: {present}",
+                             "run wmhkit bronze with those methods or drop them from --methods")
+        present = [f"bronze_{m}" for m in methods]
+    if not present:
+        raise InputError(table.source, "the manifest has no bronze_<method> column", "run wmhkit bronze first")
+    return present
+
+
+def _brain_mask(table: Manifest, row: dict[str, str]) -> Path:
+    path = table.path(row, "brain_mask")
+    if path is None:
+        raise InputError(table.path(row, "flair"), "the scan has no brain mask",
+                         "run wmhkit prepare (or bronze), or fill the brain_mask column")
+    return path
+
+
+def _geometry(flair: Path) -> NativeGeometry | None:
+    """The prepare record of ``flair``, or None for a native (unprepared) FLAIR."""
+    return load_native_geometry(flair) if sidecar_path(flair).is_file() and _has_record(flair) else None
+
+
+def _has_record(flair: Path) -> bool:
+    try:
+        load_native_geometry(flair)
+    except InputError:
+        return False
+    return True
+
+
+def _on_working_grid(path: Path, native_grid: Image, brain: Image, geometry: NativeGeometry | None) -> np.ndarray:
+    """A 0/1 bronze mask as a boolean array on the grid of ``brain`` (prepared, or native)."""
+    mask = load_mask(path)
+    if mask.same_grid(brain, atol_mm=1e-3):
+        return mask.array.astype(bool)
+    if geometry is not None and mask.same_grid(native_grid, atol_mm=1e-3):
+        return to_prepared(mask, geometry).array.astype(bool)
+    raise GeometryError(
+        path, f"mask grid {mask.shape} is neither the scan's native FLAIR grid {native_grid.shape} "
+        f"nor its prepared grid {brain.shape}",
+        "import it with wmhkit bronze (external_mask column), which resamples it onto the FLAIR grid",
+    )
+
+
+def _json_number(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 6)
+
+
+def _write_table(frame: pd.DataFrame, path: Path) -> Path:
+    return write_text_atomic(path, frame.to_csv(sep="\t", index=False, lineterminator="\n", float_format="%.6g"))
