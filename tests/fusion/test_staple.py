@@ -27,7 +27,7 @@ def _raters(seed: int = 0):
     return truth, raters
 
 
-def test_pattern_count_staple_converges_to_simpleitk_when_the_brain_is_everything():
+def test_staple_on_the_whole_image_equals_simpleitk_on_the_image_grid():
     _, raters = _raters()
     ours = staple(raters, np.ones(raters[0].shape, bool))
     probability, sensitivity, specificity = _simpleitk_staple(raters)
