@@ -11,7 +11,7 @@ import pytest
 from wmhkit.errors import GeometryError, MaskError
 from wmhkit.io.image import Image
 from wmhkit.preprocess.crop import VoxelBox, brain_box, crop, fixed_shape_box, uncrop
-from wmhkit.preprocess.geometry import NativeGeometry, native_geometry, to_native, to_prepared
+from wmhkit.preprocess.geometry import NativeGeometry, native_geometry, on_prepared_grid, to_native, to_prepared
 from wmhkit.preprocess.orientation import from_canonical, to_canonical
 
 ORIENTATIONS = ("RAS", "LAS", "LPS", "oblique20")
@@ -96,3 +96,23 @@ def test_to_native_rejects_an_image_on_another_grid(affines):
     with pytest.raises(GeometryError, match="native grid"):
         to_prepared(Image(np.zeros((13, 17, 8), np.uint8), affines["LAS"]), geometry)
     assert np.array_equal(to_prepared(native, geometry).array, crop(canonical, box).array)
+
+
+@pytest.mark.parametrize("orientation", ["LPS", "oblique20"])
+def test_labels_from_either_grid_land_on_the_prepared_grid(orientation, affines):
+    native = Image(_labels((13, 17, 7)), affines[orientation])
+    canonical, ornt = to_canonical(native)
+    brain = np.zeros(canonical.shape, np.uint8)
+    brain[3:-3, 3:-3, 1:-1] = 1  # a brain box smaller than the grid, so the two grids differ
+    box = brain_box(canonical.with_array(brain), margin_mm=0.0)
+    geometry = native_geometry(native, ornt, box)
+    prepared = crop(canonical, box)
+    assert prepared.shape != native.shape
+    from_native = on_prepared_grid(native, prepared, geometry, "bronze.nii.gz")
+    assert np.array_equal(from_native.array, prepared.array)
+    assert from_native.same_grid(prepared)
+    assert on_prepared_grid(prepared, prepared, None, "gold.nii.gz") is prepared
+    with pytest.raises(GeometryError, match="bronze.nii.gz"):
+        on_prepared_grid(native, prepared, None, "bronze.nii.gz")  # no record: native grid unknown
+    with pytest.raises(GeometryError, match="neither"):
+        on_prepared_grid(Image(native.array, affines["RAS"]), prepared, geometry, "other.nii.gz")

@@ -157,3 +157,41 @@ def load_native_geometry(path: str | os.PathLike[str]) -> NativeGeometry:
     if SIDECAR_KEY not in record:
         raise InputError(path, f"sidecar has no {SIDECAR_KEY!r} record", "point to a prepared FLAIR's sidecar")
     return NativeGeometry.from_dict(record[SIDECAR_KEY])
+
+
+def on_prepared_grid(
+    label: Image, prepared: Image, geometry: NativeGeometry | None, path: str | os.PathLike[str]
+) -> Image:
+    """``label`` on the prepared grid of ``prepared``, mapping it there when it is on the native grid.
+
+    Stages that run after ``prepare`` (bronze, silver, external tools) may write
+    their masks in the scan's native space; training reads them beside the prepared
+    FLAIR through this function.
+
+    Parameters
+    ----------
+    label
+        A label image on the prepared grid or on the scan's native grid.
+    prepared
+        The prepared FLAIR.
+    geometry
+        The scan's record (None when the FLAIR has no prepare sidecar: then only the
+        prepared grid is accepted).
+    path
+        The label's file, for error messages.
+
+    Raises
+    ------
+    GeometryError
+        When ``label`` is on neither grid.
+    """
+    if label.same_grid(prepared, atol_mm=PREPARED_GRID_ATOL_MM):
+        return label
+    if geometry is not None and label.shape == geometry.shape and np.allclose(
+        label.affine, geometry.affine, atol=PREPARED_GRID_ATOL_MM, rtol=0
+    ):
+        return to_prepared(label, geometry)
+    raise GeometryError(
+        path, f"label grid {label.shape} is neither the prepared FLAIR grid {prepared.shape} nor the scan's native grid",
+        "write the label on the FLAIR's grid (native or prepared) or re-run wmhkit prepare with it",
+    )

@@ -30,6 +30,8 @@ import torch
 from wmhkit.errors import InputError
 from wmhkit.io.manifest import Manifest
 from wmhkit.io.nifti import load_image, load_mask
+from wmhkit.io.provenance import sidecar_path
+from wmhkit.preprocess.geometry import load_native_geometry, on_prepared_grid
 from wmhkit.preprocess.patches import (
     extract_patches, keep_lesion_patches, pad_to_shape, slices_along,
 )
@@ -101,13 +103,12 @@ def scan_blocks(source: LabelSource, data: DataConfig) -> tuple[np.ndarray, np.n
         uint8 ``(N, P, P, P)``; N is 0 when no block holds lesion.
     """
     flair = load_image(source.flair)
+    geometry = load_native_geometry(source.flair) if sidecar_path(source.flair).exists() else None
     allowed = GOLD_LABELS if source.combine == "single" else BINARY_LABELS
     masks = []
     for path in source.labels:
-        mask = load_mask(path, allowed_labels=allowed)
-        if mask.shape != flair.shape:
-            raise InputError(path, f"label grid {mask.shape} differs from the prepared FLAIR {flair.shape}",
-                             "prepare the labels together with the FLAIR (wmhkit prepare)")
+        # Bronze and silver masks live on the native grid; gold was prepared with the FLAIR.
+        mask = on_prepared_grid(load_mask(path, allowed_labels=allowed), flair, geometry, path)
         masks.append(mask.array)
     label_volumes = _combined_labels(masks, source.combine)
     image = _padded(flair.array.astype(np.float32), data, source.flair)
