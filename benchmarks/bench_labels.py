@@ -4,7 +4,10 @@ Usage::
 
     python benchmarks/bench_labels.py --phantoms 30 --real-data ../shared/data/real --out /tmp/bench_labels
 
-Phantoms: a cohort of ``--phantoms`` 1 mm subjects spread over scanner profiles
+``--prepare-only`` stops after synthesis and prepare; ``--reuse`` then labels the cached
+prepared data (so method changes can be re-benchmarked without re-preparing).
+
+Phantoms: a cohort of ``--phantoms`` subjects (``--resolution-mm``, default 1 mm) spread over scanner profiles
 A–E, prepared with their *true* brain masks (this benchmark measures labels;
 brain extraction has its own benchmark), then ``bronze`` and ``silver``.
 Real data: the three annotated Lesjak 2018 scans (skull-stripped; brain mask =
@@ -39,6 +42,8 @@ from wmhkit.synth.cohort import synthesize_cohort
 
 #: Set from --silver-only: reuse the bronze masks of an earlier run.
 SILVER_ONLY = False
+#: Set from --prepare-only: stop after synthesis and prepare.
+PREPARE_ONLY = False
 
 
 def main() -> None:
@@ -47,34 +52,40 @@ def main() -> None:
     parser.add_argument("--real-data", type=Path, default=None, help="the shared real-data folder (optional)")
     parser.add_argument("--out", type=Path, required=True, help="work folder (created)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--resolution-mm", type=float, default=1.0, help="phantom voxel size (mm)")
+    parser.add_argument("--annotated-only", action="store_true",
+                        help="real data: only the annotated Lesjak scans (skip the unannotated FLAIRs)")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="synthesise and prepare, then stop (a later --reuse run labels the cached data)")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse OUT/<part>/prepared/manifest.tsv from an earlier run (skip synthesis and prepare)")
     parser.add_argument("--silver-only", action="store_true",
                         help="with --reuse: also reuse the bronze masks (OUT/<part>/manifest.tsv); rerun silver only")
     args = parser.parse_args()
-    global SILVER_ONLY
+    global SILVER_ONLY, PREPARE_ONLY
     SILVER_ONLY = args.silver_only and args.reuse
+    PREPARE_ONLY = args.prepare_only
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.phantoms > 0:
-        run_phantoms(args.out / "phantoms", args.phantoms, args.seed, args.reuse)
+        run_phantoms(args.out / "phantoms", args.phantoms, args.seed, args.reuse, args.resolution_mm)
     if args.real_data is not None:
         if not args.real_data.is_dir():
             raise SystemExit(f"--real-data {args.real_data} is not a folder")
-        run_real(args.out / "real", args.real_data, args.reuse)
+        run_real(args.out / "real", args.real_data, args.reuse, args.annotated_only)
 
 
-def run_phantoms(work: Path, n_subjects: int, seed: int, reuse: bool) -> None:
+def run_phantoms(work: Path, n_subjects: int, seed: int, reuse: bool, resolution_mm: float) -> None:
     if reuse and (work / "prepared" / "manifest.tsv").is_file():
         report_stages("Phantoms", work, work / "prepared" / "manifest.tsv", by_scanner=True)
         return
     raw = work / "raw"
-    manifest = synthesize_cohort(raw, n_subjects, seed=seed, with_brain_mask=True)
+    manifest = synthesize_cohort(raw, n_subjects, seed=seed, with_brain_mask=True, resolution_mm=resolution_mm)
     prepared = prepare_manifest(manifest, work / "prepared", options=PrepareOptions(qc_png=False))
     report_stages("Phantoms", work, prepared.manifest, by_scanner=True)
 
 
-def run_real(work: Path, real: Path, reuse: bool) -> None:
+def run_real(work: Path, real: Path, reuse: bool, annotated_only: bool) -> None:
     title = "Real data (Lesjak 2018, CC-BY 4.0; NiiVue and py_synthsr demo FLAIRs)"
     if reuse and (work / "prepared" / "manifest.tsv").is_file():
         report_stages(title, work, work / "prepared" / "manifest.tsv", by_scanner=False)
@@ -90,12 +101,14 @@ def run_real(work: Path, real: Path, reuse: bool) -> None:
         rows.append({"subject": folder.name, "dataset": "lesjak2018-annotated", "scanner": "lesjak-3D",
                      "flair": f"{folder.name}/FLAIR.nii.gz", "t1": f"{folder.name}/T1.nii.gz",
                      "brain_mask": f"{folder.name}/brainmask.nii.gz", "gold": f"{folder.name}/consensus.nii.gz"})
-    for folder in sorted((real / "lesjak2018" / "unannotated").glob("patient*")):
+    unannotated = [] if annotated_only else sorted((real / "lesjak2018" / "unannotated").glob("patient*"))
+    others = [] if annotated_only else sorted((real / "unannotated-other").glob("*.nii.gz"))
+    for folder in unannotated:
         target = _copy(folder, raw / folder.name, ("FLAIR.nii.gz", "T1.nii.gz"))
         rows.append({"subject": folder.name, "dataset": "lesjak2018-clinical", "scanner": "lesjak-2D",
                      "flair": f"{folder.name}/FLAIR.nii.gz",
                      "t1": f"{folder.name}/T1.nii.gz" if (target / "T1.nii.gz").is_file() else ""})
-    for path in sorted((real / "unannotated-other").glob("*.nii.gz")):
+    for path in others:
         name = path.name.removesuffix(".nii.gz").replace("-FLAIR", "")
         _copy(path.parent, raw / name, (path.name,))
         rows.append({"subject": name, "dataset": "other", "scanner": name, "flair": f"{name}/{path.name}"})
@@ -107,6 +120,9 @@ def run_real(work: Path, real: Path, reuse: bool) -> None:
 
 
 def report_stages(title: str, work: Path, prepared_manifest: Path, *, by_scanner: bool) -> None:
+    if PREPARE_ONLY:
+        print(f"{title}: prepared into {prepared_manifest}")
+        return
     print(f"\n## {title}\n")
     if SILVER_ONLY:
         bronze_path = work / "manifest.tsv"
@@ -136,7 +152,7 @@ def report_stages(title: str, work: Path, prepared_manifest: Path, *, by_scanner
         print("\n### Quality against gold, per label (mean ± sd over scans)\n")
         print(_markdown(quality_summary(scores)))
         if by_scanner:
-            print("\n### Dice / HD95 / lesion F1 per scanner\n")
+            print("\n### Dice / HD95 (mm) / AVD (%) / lesion F1 per scanner\n")
             print(per_scanner(scores).to_markdown())
         else:
             print("\n### Per scan\n")
@@ -160,9 +176,10 @@ def timing_table(bronze, manifest) -> pd.DataFrame:
 
 
 def per_scanner(scores: pd.DataFrame) -> pd.DataFrame:
-    """Rows scanner, columns label, cells "Dice / HD95 mm / lesion F1" (means over the scanner's scans)."""
-    means = scores.groupby(["scanner", "label"])[["dice", "hd95_mm", "lesion_f1"]].mean()
-    cells = means.apply(lambda r: f"{r['dice']:.3f} / {r['hd95_mm']:.1f} / {r['lesion_f1']:.3f}", axis=1)
+    """Rows scanner, columns label, cells "Dice / HD95 mm / AVD % / lesion F1" (means over the scanner's scans)."""
+    means = scores.groupby(["scanner", "label"])[["dice", "hd95_mm", "avd_pct", "lesion_f1"]].mean()
+    cells = means.apply(
+        lambda r: f"{r['dice']:.3f} / {r['hd95_mm']:.1f} / {r['avd_pct']:.0f} / {r['lesion_f1']:.3f}", axis=1)
     return cells.unstack("label")
 
 

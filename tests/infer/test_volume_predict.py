@@ -25,7 +25,7 @@ from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
 from wmhkit.preprocess.pipeline import PrepareOptions
 from wmhkit.train.volume import Targets, build_model, export_volume_model
 from wmhkit.train.volume_config import parse_volume_config
-from wmhkit.train.volume_data import box_scan
+from wmhkit.train.volume_data import BoxSpec, box_scan
 
 SHAPE = (20, 18, 10)
 AFFINE = np.diag([2.0, 2.0, 3.0, 1.0])
@@ -41,9 +41,10 @@ def _scan(seed: int = 0, affine: np.ndarray = AFFINE) -> tuple[Image, Image]:
     return Image(flair, affine), Image(brain.astype(np.uint8), affine)
 
 
-def _model_folder(folder: Path, labels: str = "volume", task: str | None = None, bias: float | None = None) -> Path:
+def _model_folder(folder: Path, labels: str = "volume", task: str | None = None, bias: float | None = None,
+                  transform: str = "log1p") -> Path:
     raw = {"labels": labels, "n_bins": 3, "box": {"shape": [8, 8, 4], "spacing_mm": None},
-           "network": {"base_channels": 3}}
+           "network": {"base_channels": 3}, "target_transform": transform}
     if task is not None:
         raw["task"] = task
     config = parse_volume_config(raw)
@@ -82,8 +83,10 @@ def test_ties_are_broken_deterministically() -> None:
     assert np.array_equal(first.array, volume_matched_segmentation(attention, brain, 0.12).array)
 
 
-def test_weak_prediction_matches_volume_and_the_attention_identity(tmp_path: Path) -> None:
-    model = load_volume_model(_model_folder(tmp_path / "m", bias=0.4))
+@pytest.mark.parametrize("transform", ["log1p", "none"])
+def test_weak_prediction_matches_volume_and_the_attention_identity(tmp_path: Path, transform: str) -> None:
+    model = load_volume_model(_model_folder(tmp_path / "m", bias=0.4, transform=transform))
+    assert model.target_transform == transform
     flair, brain = _scan()
     volume_ml, attention, segmentation = predict_volume(model, flair, brain)
     assert attention.same_grid(flair) and segmentation.same_grid(flair) and attention.array.dtype == np.float32
@@ -91,7 +94,9 @@ def test_weak_prediction_matches_volume_and_the_attention_identity(tmp_path: Pat
     assert not (segmentation.array & (brain.array == 0)).any()
     box = box_scan(flair, brain, model.box)
     output, box_attention = run_box(model, box)
-    assert volume_ml == pytest.approx(max(float(output[0]), 0.0))
+    # the network regresses log1p(mL) (or mL); the volume is decoded back to mL
+    expected_ml = np.expm1(float(output[0])) if transform == "log1p" else float(output[0])
+    assert volume_ml == pytest.approx(max(expected_ml, 0.0), rel=1e-6)
     # GAP then dense == mean of the attention map + bias, and the map is the dense weights times the last features
     bias = float(model.network.dense.bias.detach()[0])
     assert float(output[0]) == pytest.approx(float(box_attention[0].mean()) + bias, abs=1e-5)
@@ -109,6 +114,24 @@ def test_volume_bins_model_predicts_the_expected_bin_volume(tmp_path: Path) -> N
     probabilities = class_probabilities(output, "classification")
     assert volume_ml == pytest.approx(float(probabilities @ np.array([0.5, 2.0, 9.0])))
     assert abs(segmentation.array.sum() * flair.voxel_volume_ml - volume_ml) <= flair.voxel_volume_ml / 2
+
+
+def test_box_normalises_1_99_with_clipping_or_keeps_the_prepared_scale() -> None:
+    flair, brain = _scan(5)
+    flair = flair.with_array(np.where(brain.array > 0, flair.array * 1.5, 0.0).astype(np.float32))  # bright tail > 1
+    fitted = BoxSpec((8, 8, 4), (5.0, 5.0, 7.5), (1.0, 99.0))
+    clipped = box_scan(flair, brain, fitted)
+    inside = clipped.flair[clipped.brain]
+    assert inside.min() == 0.0 and inside.max() == 1.0  # the paper's 1-99 % box normalisation, clipped
+    assert np.mean(inside == 1.0) >= 0.01 and np.all(clipped.flair[~clipped.brain] == 0.0)
+    kept = box_scan(flair, brain, BoxSpec((8, 8, 4), (5.0, 5.0, 7.5), None))
+    assert kept.flair.max() > 1.0 and np.all(kept.flair[~kept.brain] == 0.0)
+    # same resampling, no re-normalisation: the kept box is an affine image of the clipped one below its ceiling
+    below = clipped.brain & (clipped.flair > 0.0) & (clipped.flair < 1.0)
+    slope, intercept = np.polyfit(clipped.flair[below], kept.flair[below], 1)
+    assert np.allclose(kept.flair[below], slope * clipped.flair[below] + intercept, atol=1e-4)
+    record = BoxSpec((8, 8, 4), None, None).to_dict()
+    assert record["percentiles"] is None and BoxSpec.from_dict(record).percentiles is None
 
 
 def test_strong_twin_thresholds_its_probability_map(tmp_path: Path) -> None:

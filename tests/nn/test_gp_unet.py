@@ -80,6 +80,22 @@ def test_ordinal_logits_decrease_with_the_cut_points() -> None:
     assert bool((logits[:, :-1] > logits[:, 1:]).all())
 
 
+def test_volume_pooling_is_the_attention_integral_plus_bias() -> None:
+    voxel_ml = 0.0375
+    network = _network(pool_scale=voxel_ml)
+    image = _image(2)
+    with torch.no_grad():
+        pooled = network(image)
+        attention = network.attention(image)
+        averaged = _network()(image)  # same seed, average pooling
+    torch.testing.assert_close(pooled, attention.sum(dim=(2, 3, 4)) * voxel_ml + network.dense.bias,
+                               rtol=1e-5, atol=1e-6)
+    n_voxels = SHAPE[0] * SHAPE[1] * SHAPE[2]
+    torch.testing.assert_close(pooled - network.dense.bias, (averaged - network.dense.bias) * n_voxels * voxel_ml,
+                               rtol=1e-4, atol=1e-6)
+    assert build_network(network.network_spec()).pool_scale == voxel_ml
+
+
 def test_build_network_round_trips_the_spec() -> None:
     network = GPUNet(base_channels=4, levels=2, outputs=1, ordinal_levels=5)
     rebuilt = build_network(network.network_spec())
@@ -92,6 +108,7 @@ def test_build_network_round_trips_the_spec() -> None:
     ({"name": "gp_unet", "depth": 3}, "unknown gp_unet arguments"),
     ({"name": "gp_unet", "levels": 4}, "levels"),
     ({"name": "gp_unet", "head": "voxel", "ordinal_levels": 3}, "ordinal_levels"),
+    ({"name": "gp_unet", "pool_scale": 0.0}, "pool_scale"),
 ])
 def test_bad_specs_are_rejected(spec: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):

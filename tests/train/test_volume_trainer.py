@@ -22,7 +22,7 @@ from wmhkit.train.checkpoint import config_hash
 from wmhkit.train.config import ConfigError, resolve_config_path
 from wmhkit.train.volume import Targets, assign_splits, train_seed, train_volume
 from wmhkit.train.volume_config import load_volume_config, parse_volume_config
-from wmhkit.train.volume_data import BoxScan
+from wmhkit.train.volume_data import BoxScan, decode_volume, encode_volume
 
 TINY = {"box": {"shape": [8, 8, 4], "spacing_mm": None}, "network": {"base_channels": 2},
         "epochs": 1, "device": "cpu", "threads": 1, "split": {"stratify": None}}
@@ -58,11 +58,19 @@ def prepared_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_shipped_configs_parse() -> None:
+    for name in ("volume", "fazekas", "strong"):  # the paper's settings, for a GPU
+        config = load_volume_config(resolve_config_path(name))
+        assert config.batch_size == 4 and config.optimizer.name == "adadelta" and config.box.percentiles == (1.0, 99.0)
+        assert config.box.shape == (112, 128, 32)
+    for name in ("volume-cpu", "fazekas-cpu", "strong-cpu"):  # measured CPU settings (see the configs' comments)
+        config = load_volume_config(resolve_config_path(name))
+        assert config.optimizer.name == "adam" and config.box.percentiles is None and config.box.shape == (64, 80, 24)
     for name in ("volume", "volume-cpu", "fazekas", "fazekas-cpu", "strong", "strong-cpu"):
         config = load_volume_config(resolve_config_path(name))
-        assert config.batch_size == 4 and config.optimizer.name == "adadelta"
         assert config.kind == ("segmentation-3d" if name.startswith("strong") else "volume")
-    assert load_volume_config(resolve_config_path("volume")).box.shape == (112, 128, 32)
+    weak = load_volume_config(resolve_config_path("volume-cpu"))
+    assert weak.network_spec()["pool_scale"] == pytest.approx(2.5 * 2.5 * 6.0 / 1000.0)
+    assert weak.target_transform == "none"
 
 
 @pytest.mark.parametrize("raw, key", [
@@ -76,6 +84,10 @@ def test_shipped_configs_parse() -> None:
     ({"seeds": [1, 1]}, "seeds"),
     ({"epoch": 3}, "epoch"),
     ({"augmentation": {"translation": 0.9}}, "augmentation.translation"),
+    ({"box": {"percentiles": [99, 1]}}, "box.percentiles"),
+    ({"box": {"spacing_mm": None}, "network": {"pooling": "volume"}}, "network.pooling"),
+    ({"network": {"pooling": "max"}}, "network.pooling"),
+    ({"target_transform": "sqrt"}, "target_transform"),
 ])
 def test_config_errors_name_the_key(raw: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError) as error:
@@ -116,8 +128,49 @@ def _toy_run(folder: Path, epochs: int, **overrides: object) -> tuple[torch.nn.M
                       digest=config_hash(config.hashed_dict()))
 
 
+def test_volume_targets_are_log1p_encoded_and_decoded_back_to_ml() -> None:
+    volumes = np.array([0.0, 0.5, 2.0, 25.0])
+    assert np.allclose(encode_volume(volumes, "log1p"), [0.0, np.log(1.5), np.log(3.0), np.log(26.0)])
+    assert np.allclose(decode_volume(encode_volume(volumes, "log1p"), "log1p"), volumes)
+    assert np.array_equal(encode_volume(volumes, "none"), volumes)
+    assert decode_volume(-0.5, "log1p") == 0.0 and decode_volume(-0.5, "none") == 0.0  # never a negative volume
+    with pytest.raises(ValueError, match="target transform"):
+        encode_volume(volumes, "sqrt")
+
+
+def test_volume_pooled_regression_starts_at_the_mean_target_with_zero_weights(
+    prepared_manifest: Path, tmp_path: Path
+) -> None:
+    config = _config(epochs=1, optimizer={"name": "sgd", "learning_rate": 1e-12},
+                     box={"shape": [8, 8, 4], "spacing_mm": [5.0, 5.0, 7.5]},
+                     network={"base_channels": 2, "pooling": "volume"})
+    result = train_volume(config, tmp_path / "run", manifest=prepared_manifest)
+    table = pd.read_csv(prepared_manifest, sep="\t")
+    train_ids = [s for s, role in result.splits.items() if role == "train"]
+    train_ml = table.set_index(table["subject"])["volume_ml"].loc[train_ids]
+    spec = read_model_spec(result.seeds[0].model_dir)
+    assert spec.record["target"]["transform"] == "log1p"
+    state = torch.load(result.seeds[0].model_dir / "weights" / "model.pt", weights_only=True)
+    assert float(state["dense.bias"][0]) == pytest.approx(float(np.log1p(train_ml).mean()), abs=1e-5)
+    assert float(state["dense.weight"].abs().max()) < 1e-9  # volume pooling: dense weights start at 0 (lr 1e-12)
+    assert spec.network["pool_scale"] == pytest.approx(5.0 * 5.0 * 7.5 / 1000.0)
+
+
+def test_voxel_loss_dice_bce_adds_the_cross_entropy_to_the_dice() -> None:
+    logits = torch.tensor([[[[[2.0, -1.0], [0.5, -3.0]]]]])
+    target = torch.tensor([[[[[1.0, 0.0], [0.5, 0.0]]]]])
+    dice = volume_trainer.VolumeLoss(_config(labels="gold"))(logits, target)
+    both = volume_trainer.VolumeLoss(_config(labels="gold", voxel_loss="dice_bce"))(logits, target)
+    probability = torch.sigmoid(logits)
+    soft_dice = 2 * (probability * target).sum() / (probability.sum() + target.sum())
+    assert float(dice) == pytest.approx(1.0 - float(soft_dice), abs=1e-4)
+    bce = -(target * torch.log(probability) + (1 - target) * torch.log(1 - probability)).mean()
+    assert float(both) == pytest.approx(float(dice) + float(bce), abs=1e-5)
+
+
 def test_mse_decreases_on_a_learnable_toy_problem(tmp_path: Path) -> None:
     _toy_run(tmp_path, epochs=12, optimizer={"name": "adam", "learning_rate": 0.01}, batch_size=3,
+             target_transform="none",
              augmentation={"translation": 0.0, "rotation_deg": 0.0, "flip": False})
     history = pd.read_csv(tmp_path / "history.csv")
     assert list(history["epoch"]) == list(range(1, 13))

@@ -1,7 +1,7 @@
 """What a bronze method sees of one prepared scan, with the shared tissue model computed once.
 
 Every method takes a :class:`ScanContext`: the prepared (canonical, cropped,
-bias-corrected, [0, 1]-normalised) FLAIR, its brain mask and optionally the T1 on
+bias-corrected, normalised: 98th brain percentile = 1, the bright tail kept above it) FLAIR, its brain mask and optionally the T1 on
 the same grid. The tissue model, brain depth, ventricles and WM region are
 computed on first use and shared by all methods run on the scan.
 """
@@ -31,7 +31,7 @@ class ScanContext:
     Parameters
     ----------
     flair
-        Prepared FLAIR (float, [0, 1] inside the brain).
+        Prepared FLAIR (float, ≥ 0 inside the brain; lesions may exceed 1).
     brain_mask
         Brain mask on the FLAIR grid (any integer/bool array).
     t1

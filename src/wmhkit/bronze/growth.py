@@ -8,7 +8,8 @@ Algorithm
    > 0.5) have no belief. A lesion is bright *for the tissue it sits in*, so the
    bright cortex (b ≈ 0 relative to GM) is not a lesion, while a faint lesion in
    WM is.
-2. Seeds: voxels of the WM region (see :mod:`wmhkit.bronze.outlier`) with
+2. Seeds: voxels of the WM region (see :mod:`wmhkit.bronze.outlier`; closed by
+   ``closing_mm`` = 3 mm for the same reason) with
    ``b > kappa_seed``, in 26-connected clusters of at least ``min_seed_mm3`` whose
    surrounding shell is at least ``min_wm_shell`` WM or ventricle and at most
    ``max_csf_shell`` sulcal CSF (:func:`~wmhkit.bronze.outlier.location_filter`).
@@ -47,7 +48,7 @@ class GrowthParameters:
     min_seed_mm3: float = 10.0
     max_growth_mm: float = 8.0
     cortex_margin_mm: float = 2.0
-    closing_mm: float = 2.0
+    closing_mm: float = 3.0
     min_lesion_mm3: float = 15.0
     growth_margin_mm: float = 2.0
     shell_mm: float = 2.0

@@ -6,8 +6,8 @@ native-geometry record), or a raw manifest, which is then prepared first into
 other prepare settings.
 
 Per scan, each requested method (:data:`~wmhkit.bronze.methods.METHODS`) runs on
-the prepared grid (bias-corrected, brain-masked, canonical, with the clipped
-FLAIR intensities restored, see :mod:`wmhkit.bronze.intensity`); its mask is
+the prepared grid (bias-corrected, brain-masked, canonical; prepare keeps the
+bright tail above 1, so lesions brighter than the 98th percentile stay distinct); its mask is
 mapped back exactly onto the native FLAIR grid and written as
 ``OUT/<scan_id>/bronze_<method>.nii.gz`` (uint8, the native FLAIR's affine) with a
 provenance sidecar. External tools' outputs named in ``external_<kind>`` columns
@@ -43,7 +43,6 @@ import pandas as pd
 
 from wmhkit.bronze.context import ScanContext
 from wmhkit.bronze.external import EXTERNAL_KINDS, import_external
-from wmhkit.bronze.intensity import unclipped_flair
 from wmhkit.bronze.methods import METHODS, bronze_method
 from wmhkit.bronze.register import register_rigid
 from wmhkit.errors import InputError, OutputError
@@ -54,7 +53,6 @@ from wmhkit.io.nifti import load_image, load_mask, save_mask
 from wmhkit.io.provenance import sidecar_path, write_sidecar
 from wmhkit.preprocess.geometry import (
     SIDECAR_KEY,
-    NativeGeometry,
     load_native_geometry,
     to_native,
 )
@@ -150,7 +148,7 @@ def bronze_scan(
         The prepared FLAIR (its sidecar holds the native-geometry record), brain
         mask and optional T1 (all on the prepared grid).
     native_flair
-        The original FLAIR; used to restore clipped intensities (recommended).
+        The original FLAIR; with ``native_t1``, its grid decides whether the T1 is registered (``auto``).
     native_t1
         The original T1; its grid decides whether the T1 is registered (``auto``).
     externals
@@ -177,12 +175,11 @@ def bronze_scan(
         raise InputError(brain_mask, "brain mask is not on the prepared FLAIR's grid", "re-run wmhkit prepare")
     if not brain.array.any():
         raise InputError(brain_mask, "the brain mask is empty", "re-run wmhkit prepare or give a non-empty brain mask")
-    flair_image = _restored_flair(prepared_flair, flair_path, native_flair, geometry, brain.array)
     methods = _scan_methods(options.methods, has_t1=t1 is not None)
     t1_image, t1_note = (None, None)
     if t1 is not None:  # the FLAIR methods' tissue model uses it too
         t1_image, t1_note = _t1_on_flair(Path(t1), native_t1, native_flair, prepared_flair, brain.array, options)
-    scan = ScanContext(flair_image, brain.array, t1_image, seed=options.seed)
+    scan = ScanContext(prepared_flair, brain.array, t1_image, seed=options.seed)
     inputs = {"flair": flair_path, "brain_mask": Path(brain_mask)}
     if native_flair is not None:
         inputs["native_flair"] = Path(native_flair)
@@ -326,20 +323,6 @@ def _scan_methods(requested: tuple[str, ...] | None, *, has_t1: bool) -> list[st
     if requested is not None:
         return list(requested)
     return [name for name, method in METHODS.items() if has_t1 or not method.needs_t1]
-
-
-def _restored_flair(
-    prepared: Image, flair_path: Path, native_flair: str | os.PathLike[str] | None, geometry: NativeGeometry,
-    brain: np.ndarray,
-) -> Image:
-    if native_flair is None:
-        log.warning("%s: no native FLAIR given; clipped intensities stay at 1", flair_path)
-        return prepared
-    record = json.loads(sidecar_path(flair_path).read_text(encoding="utf-8"))
-    flair_range = record.get("normalisation", {}).get("flair_range")
-    if flair_range is None:
-        return prepared
-    return unclipped_flair(prepared, load_image(native_flair), geometry, tuple(flair_range), brain)
 
 
 def _t1_on_flair(

@@ -3,7 +3,9 @@
 For a weak-label model (``model.yaml`` ``kind: volume``) on one prepared scan:
 
 1. the scan is put into the model's input box (:func:`wmhkit.train.volume_data.box_scan`);
-2. the network gives the volume (``labels: volume``), or class probabilities
+2. the network gives the volume (``labels: volume``; its output decoded to mL
+   per ``model.yaml`` ``target.transform``, see
+   :func:`~wmhkit.train.volume_data.decode_volume`), or class probabilities
    whose expected bin volume is the volume (``labels: volume_bins``);
 3. the class-activation **attention map** ``A = Σ_c W[o, c] F_c`` (dense weights
    times the last decoder feature maps; for classes the probability-weighted sum
@@ -59,7 +61,14 @@ from wmhkit.io.nifti import load_image, load_mask
 from wmhkit.metrics.segmentation import dice
 from wmhkit.metrics.volume_eval import TISSUE_COLUMNS, tissue_volumes
 from wmhkit.nn.gp_unet import GPUNet, build_network
-from wmhkit.train.volume_data import BoxScan, BoxSpec, box_scan, from_box
+from wmhkit.train.volume_data import (
+    TARGET_TRANSFORMS,
+    BoxScan,
+    BoxSpec,
+    box_scan,
+    decode_volume,
+    from_box,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +93,8 @@ class VolumeModel:
         What the model was trained on (``volume``, ``volume_bins``, ``fazekas``, ``gold``) and how.
     bin_volumes_ml
         Volume each ``volume_bins`` class stands for (mL); empty otherwise.
+    target_transform
+        How the volume output is decoded to mL (``log1p`` or ``none``).
     """
 
     folder: Path
@@ -95,6 +106,7 @@ class VolumeModel:
     labels: str
     task: str
     bin_volumes_ml: tuple[float, ...]
+    target_transform: str = "none"
 
 
 def load_volume_model(folder: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> VolumeModel:
@@ -130,9 +142,13 @@ def load_volume_model(folder: str | os.PathLike[str], *, device: str | torch.dev
     if labels == "volume_bins" and len(bin_volumes) != int(target.get("n_classes", -1)):
         raise InputError(yaml_path, f"target.bin_volumes_ml has {len(bin_volumes)} values for "
                          f"{target.get('n_classes')} classes", "restore model.yaml from the training run")
+    transform = str(target.get("transform", "none"))
+    if transform not in TARGET_TRANSFORMS:
+        raise InputError(yaml_path, f"target.transform {transform!r} is not one of {TARGET_TRANSFORMS}",
+                         "restore model.yaml from the training run")
     target_device = resolve_device(device)
     return VolumeModel(folder, spec, network.to(target_device).eval(), target_device, model_hash(folder), box,
-                       labels, str(target.get("task", "regression")), bin_volumes)
+                       labels, str(target.get("task", "regression")), bin_volumes, transform)
 
 
 def _as_model(model: VolumeModel | str | os.PathLike[str]) -> VolumeModel:
@@ -242,7 +258,7 @@ def predict_volume(
         raise InputError(model.folder / MODEL_YAML, "this model predicts Fazekas grades, not a volume",
                          "use wmhkit.infer.volume.predict_severity, or a model trained on volume_ml")
     if model.labels == "volume":
-        volume_ml, box_attention = max(float(output[0]), 0.0), attention[0]
+        volume_ml, box_attention = float(decode_volume(output[0], model.target_transform)), attention[0]
     else:
         probabilities = class_probabilities(output, model.task)
         volume_ml = float(probabilities @ np.asarray(model.bin_volumes_ml))

@@ -19,9 +19,9 @@ scans partial volume blurs all three; they are covariates, not a segmentation.
 from __future__ import annotations
 
 import numpy as np
-import SimpleITK as sitk
 
 from wmhkit.io.image import Image
+from wmhkit.preprocess.brain_mask import otsu_threshold
 
 #: Manifest/table columns of the tissue volumes (mL).
 TISSUE_COLUMNS: tuple[str, ...] = ("vent_ml", "csf_ml", "wm_ml")
@@ -68,17 +68,7 @@ def tissue_volumes(
     tissue = brain & ~csf
     wm = np.zeros_like(brain)
     if tissue.any() and np.ptp(intensities[tissue]) > 0:
-        wm = tissue & (intensities <= _otsu(intensities[tissue]))
+        wm = tissue & (intensities <= otsu_threshold(intensities[tissue]))
     voxel_ml = flair.voxel_volume_ml
     return {"vent_ml": float((np.asarray(ventricles.array) > 0).sum()) * voxel_ml,
             "csf_ml": float(csf.sum()) * voxel_ml, "wm_ml": float(wm.sum()) * voxel_ml}
-
-
-def _otsu(values: np.ndarray) -> float:
-    """Otsu's threshold of a set of intensities (SimpleITK, 256 bins)."""
-    threshold = sitk.OtsuThresholdImageFilter()
-    threshold.SetInsideValue(0)
-    threshold.SetOutsideValue(1)
-    threshold.SetNumberOfHistogramBins(256)
-    threshold.Execute(sitk.GetImageFromArray(np.asarray(values, np.float32).reshape(1, 1, -1)))
-    return float(threshold.GetThreshold())

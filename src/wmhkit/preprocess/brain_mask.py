@@ -188,7 +188,7 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     return filled
 
 
-def _otsu(values: np.ndarray) -> float:
+def otsu_threshold(values: np.ndarray) -> float:
     """Otsu's threshold of a set of intensities (SimpleITK, 256 bins)."""
     threshold = sitk.OtsuThresholdImageFilter()
     threshold.SetInsideValue(0)
@@ -202,7 +202,7 @@ def _head_foreground(working: np.ndarray) -> np.ndarray:
     """Head (or brain, if stripped) foreground: Otsu threshold, largest component, holes filled."""
     # Otsu on the whole field splits air + dark tissue from bright tissue; a fifth of it keeps
     # the dark scalp, skull and CSF edges in while leaving air (and a stripped scan's background) out.
-    foreground = working > FOREGROUND_OTSU_FRACTION * _otsu(working)
+    foreground = working > FOREGROUND_OTSU_FRACTION * otsu_threshold(working)
     foreground = ndimage.binary_opening(foreground, _ball(2.0))
     return _fill_holes(_largest_component(foreground))
 
@@ -321,7 +321,7 @@ def _refine(working: np.ndarray, head: np.ndarray, prior: np.ndarray) -> np.ndar
     inside = ndimage.distance_transform_edt(prior_mask, sampling=WORKING_SPACING_MM)
     region = (outside <= PRIOR_MARGIN_MM) & head
     core = inside >= CORE_DEPTH_MM
-    tissue = (working > _otsu(working[region])) & region
+    tissue = (working > otsu_threshold(working[region])) & region
     opened = ndimage.binary_opening(tissue, _ball(OPENING_RADIUS_MM))
     labels, count = ndimage.label(opened)
     overlap = np.bincount(labels[core & opened], minlength=count + 1)

@@ -1,11 +1,18 @@
-"""Intensity normalisation to [0, 1] inside the brain.
+"""Intensity normalisation inside the brain: a linear map fixed by two brain intensities.
 
 ``"percentile"`` (default) maps the 0th percentile of brain intensities to 0 and the
-98th to 1 and clips, so that the brightest 2 % (lesions, vessels, artefacts) saturate
-instead of setting the scale. ``"minmax"`` maps the brain's minimum and maximum to 0
-and 1; it suits sites whose FLAIR is fat-suppressed or otherwise has a compressed
-bright tail, where the 98th percentile would cut into lesions. Voxels outside the
-brain are set to 0 in both cases.
+98th to 1, linearly, as the M3SL paper maps the 0–98 % range. The map sets the
+*scale* from the bulk of the brain so that the brightest 2 % (lesions, vessels,
+artefacts) cannot stretch it; it does **not** clip them: a voxel brighter than the
+98th percentile keeps its excess (a lesion may come out at 1.4). Clipping there
+would saturate the brightest ~2 % of every brain (tens of mL) to one value and
+throw away the WMH contrast that segmentation and volume networks learn from.
+Values below the lower percentile are clipped to 0 (at the default 0th
+percentile no brain voxel is).
+
+``"minmax"`` maps the brain's minimum and maximum to 0 and 1 (so its output lies in
+[0, 1] by construction); it suits sites whose FLAIR is fat-suppressed or otherwise
+has a compressed bright tail. Voxels outside the brain are set to 0 in both cases.
 """
 
 from __future__ import annotations
@@ -75,7 +82,7 @@ def normalise_intensity(
     method: Normalisation = "percentile",
     percentiles: tuple[float, float] = DEFAULT_PERCENTILES,
 ) -> np.ndarray:
-    """Rescale intensities to [0, 1] from the brain's range; zero outside the brain.
+    """Rescale intensities linearly so that the brain's range maps to [0, 1]; zero outside the brain.
 
     Parameters
     ----------
@@ -87,21 +94,34 @@ def normalise_intensity(
     Returns
     -------
     numpy.ndarray
-        float32 array of shape ``(X, Y, Z)`` with values in [0, 1].
+        float32 array of shape ``(X, Y, Z)``, >= 0; values above 1 are brain voxels
+        brighter than the upper percentile (never for ``"minmax"``).
 
     Examples
     --------
     >>> flair = np.arange(101, dtype=np.float32).reshape(101, 1, 1)
     >>> out = normalise_intensity(flair, np.ones_like(flair, np.uint8))
-    >>> float(out[0, 0, 0]), float(out[98, 0, 0]), float(out[100, 0, 0])
-    (0.0, 1.0, 1.0)
+    >>> float(out[0, 0, 0]), float(out[98, 0, 0]), round(float(out[100, 0, 0]), 4)
+    (0.0, 1.0, 1.0204)
     """
     low, high = intensity_range(intensities, brain_mask, method=method, percentiles=percentiles)
     return rescale_to_unit(intensities, brain_mask, low, high)
 
 
-def rescale_to_unit(intensities: np.ndarray, brain_mask: np.ndarray, low: float, high: float) -> np.ndarray:
-    """Map ``low`` → 0 and ``high`` → 1, clip to [0, 1], and zero voxels outside ``brain_mask``.
+def rescale_to_unit(
+    intensities: np.ndarray, brain_mask: np.ndarray, low: float, high: float, *, clip_high: bool = False
+) -> np.ndarray:
+    """Map ``low`` → 0 and ``high`` → 1 linearly, clip below 0, and zero voxels outside ``brain_mask``.
+
+    Parameters
+    ----------
+    intensities, brain_mask
+        Arrays of the same shape.
+    low, high
+        Intensities mapped to 0 and 1.
+    clip_high
+        Also clip above 1 (a network input that wants [0, 1], e.g. the GP-Unet's
+        1–99 % box normalisation); False keeps the bright excess (see the module docstring).
 
     Returns
     -------
@@ -111,6 +131,6 @@ def rescale_to_unit(intensities: np.ndarray, brain_mask: np.ndarray, low: float,
     if not high > low:
         raise ValueError(f"high ({high}) must exceed low ({low})")
     scaled = (intensities.astype(np.float64) - low) / (high - low)
-    out = np.clip(scaled, 0.0, 1.0).astype(np.float32)
+    out = np.clip(scaled, 0.0, 1.0 if clip_high else None).astype(np.float32)
     out[brain_mask == 0] = 0.0
     return out

@@ -14,8 +14,9 @@ Per scan, in order:
    on the *bias-corrected* FLAIR. Corrected first because the mask's refinement
    thresholds intensities: a bias gradient pushes tissue on its dark side below
    the threshold, while N4 itself needs no brain mask (the head mask suffices).
-5. Normalise FLAIR (and T1) to [0, 1] inside the brain (0th–98th percentile, or
-   min–max per dataset); zero outside the brain.
+5. Normalise FLAIR (and T1) inside the brain: the 0th and 98th percentiles map
+   linearly to 0 and 1 with the bright tail kept above 1, not clipped (or min–max
+   to [0, 1] per dataset); zero outside the brain.
 6. Crop to the brain box plus a margin (or a fixed shape centred on it, zero
    padded), and write ``flair``, ``brain_mask``, ``t1`` and every label image of the
    row into ``OUT/<scan_id>/``, each with a provenance sidecar holding the
@@ -42,9 +43,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wmhkit.errors import GeometryError, ManifestError, MaskError, OutputError
+from wmhkit.errors import ManifestError, MaskError, OutputError
 from wmhkit.io.atomic import resolve_output, write_text_atomic
-from wmhkit.io.image import Image
+from wmhkit.io.image import Image, check_same_grid
 from wmhkit.io.manifest import Manifest, is_path_column, read_manifest, relative_path, write_manifest
 from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
 from wmhkit.io.provenance import write_sidecar
@@ -361,13 +362,7 @@ def prepare_manifest(
 
 def _load_label(path: Path, flair: Image, allowed: tuple[int, ...]) -> Image:
     label = load_mask(path, allowed_labels=allowed)
-    if not label.same_grid(flair):
-        raise GeometryError(
-            path,
-            f"grid {label.shape} (affine diagonal {np.diag(label.affine)[:3].round(3).tolist()}) differs from "
-            f"the FLAIR grid {flair.shape} (affine diagonal {np.diag(flair.affine)[:3].round(3).tolist()})",
-            "resample the mask onto the FLAIR grid with nearest neighbour",
-        )
+    check_same_grid(flair, label, path)
     return label
 
 

@@ -13,10 +13,12 @@ column), puts every scan into the fixed input box once
     RUN/seed-<s>/history.csv      one row per epoch
     RUN/seed-<s>/model/           model folder (model.yaml, weights/model.pt, provenance.json)
 
-Losses: ``volume`` → MSE on mL; ``fazekas`` / ``volume_bins`` → cross-entropy
+Losses: ``volume`` → MSE on the encoded volume (``target_transform``:
+``log1p(mL)`` by default, or mL; :func:`~wmhkit.train.volume_data.encode_volume`); ``fazekas`` / ``volume_bins`` → cross-entropy
 (classification) or summed binary cross-entropy of the cumulative logits
 (ordinal); ``gold`` (the strong twin: the same network with a voxel-wise
-sigmoid head) → batch soft Dice on the box lesion fraction (MONAI ``DiceLoss``).
+sigmoid head) → batch soft Dice on the box lesion fraction (MONAI ``DiceLoss``),
+plus the voxel-wise binary cross-entropy with ``voxel_loss: dice_bce``.
 Batches are drawn, and augmented, from generators of ``(seed, epoch)`` only, so a
 run killed and resumed (``resume=True``) ends with bit-identical weights on the
 same machine. A seed whose checkpoint says it finished is not retrained.
@@ -60,7 +62,13 @@ from wmhkit.train.checkpoint import (
 from wmhkit.train.history import write_history
 from wmhkit.train.reproducibility import epoch_generator, seed_everything
 from wmhkit.train.volume_config import EXECUTION_KEYS, FAZEKAS_GRADES, VolumeConfig
-from wmhkit.train.volume_data import BoxScan, augment_box, box_scan
+from wmhkit.train.volume_data import (
+    BoxScan,
+    augment_box,
+    box_scan,
+    decode_volume,
+    encode_volume,
+)
 
 log = logging.getLogger(__name__)
 
@@ -267,13 +275,14 @@ class VolumeLoss:
     """The loss of a config's labels and task (see the module docstring)."""
 
     def __init__(self, config: VolumeConfig) -> None:
-        self.labels, self.task = config.labels, config.task
+        self.labels, self.task, self.voxel_loss = config.labels, config.task, config.voxel_loss
         self.n_classes = config.n_classes
         self.dice = DiceLoss(sigmoid=True, batch=True, smooth_nr=1e-5, smooth_dr=1e-5)
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.labels == "gold":
-            return self.dice(output, target)
+            dice = self.dice(output, target)
+            return dice + F.binary_cross_entropy_with_logits(output, target) if self.voxel_loss == "dice_bce" else dice
         if self.task == "regression":
             return F.mse_loss(output[:, 0], target)
         if self.task == "classification":
@@ -282,16 +291,26 @@ class VolumeLoss:
         return F.binary_cross_entropy_with_logits(output, (target[:, None] > levels).to(output.dtype))
 
 
-def initialise_output_bias(model: GPUNet, config: VolumeConfig, boxes: Mapping[str, BoxScan],
-                           targets: Targets, train_ids: list[str]) -> None:
-    """Start the regression output at the mean training volume, the voxel head at the mean lesion fraction."""
+def initialise_output_layer(model: GPUNet, config: VolumeConfig, targets: Targets, train_ids: list[str]) -> None:
+    """Start a volume regression at the mean training target, the voxel head at probability 1/2.
+
+    Volume: bias the mean (encoded) training target; with volume (sum) pooling
+    also dense weights 0, so the first output is the mean for every scan (with
+    random weights a sum-pooled output starts hundreds of mL off) and the first
+    gradients of the dense weights are the covariances of the pooled features
+    with the residuals. Strong twin:
+    bias 0, the usual start for a soft Dice loss; at the lesion prior (about
+    1e-4 of a whole-brain box) the sigmoid's slope, and with it every Dice
+    gradient, would be about 1e-4.
+    """
     with torch.no_grad():
         if config.labels == "volume":
-            model.dense.bias.fill_(float(np.mean([targets.values[s] for s in train_ids])))
+            encoded = encode_volume([targets.values[s] for s in train_ids], config.target_transform)
+            if model.pool_scale is not None:
+                model.dense.weight.zero_()
+            model.dense.bias.fill_(float(np.mean(encoded)))
         elif config.labels == "gold":
-            fractions = [boxes[s].lesion_fraction for s in train_ids if boxes[s].lesion_fraction is not None]
-            mean = float(np.clip(np.mean([f.mean() for f in fractions]), 1e-4, 0.5)) if fractions else 0.01
-            model.dense.bias.fill_(math.log(mean / (1.0 - mean)))
+            model.dense.bias.zero_()
 
 
 def make_batch(boxes: Mapping[str, BoxScan], targets: Targets, scan_ids: list[str], config: VolumeConfig,
@@ -311,7 +330,10 @@ def make_batch(boxes: Mapping[str, BoxScan], targets: Targets, scan_ids: list[st
     inputs = torch.from_numpy(np.stack(images)[:, None]).to(device)
     if config.labels == "gold":
         return inputs, torch.from_numpy(np.stack(voxel_targets)[:, None]).to(device)
-    return inputs, torch.tensor([targets.values[s] for s in scan_ids], dtype=torch.float32, device=device)
+    values = [targets.values[s] for s in scan_ids]
+    if config.labels == "volume":
+        values = encode_volume(values, config.target_transform).tolist()
+    return inputs, torch.tensor(values, dtype=torch.float32, device=device)
 
 
 def evaluate_loss(model: GPUNet, loss_fn: VolumeLoss, boxes: Mapping[str, BoxScan], targets: Targets,
@@ -330,7 +352,8 @@ def evaluate_loss(model: GPUNet, loss_fn: VolumeLoss, boxes: Mapping[str, BoxSca
         probability = torch.sigmoid(output)
         metrics["val_soft_dice"] = float(2 * (probability * target).sum() / (probability.sum() + target.sum() + 1e-8))
     elif config.task == "regression":
-        metrics["val_mae_ml"] = float((output[:, 0] - target).abs().mean())
+        predicted_ml = decode_volume(output[:, 0].cpu().numpy(), config.target_transform)
+        metrics["val_mae_ml"] = float(np.abs(predicted_ml - [targets.values[s] for s in scan_ids]).mean())
     else:
         predicted = output.argmax(1) if config.task == "classification" else (output > 0).sum(1)
         metrics["val_accuracy"] = float((predicted == target.long()).float().mean())
@@ -351,7 +374,7 @@ def train_seed(
     train_ids = sorted(s for s, r in splits.items() if r == "train")
     val_ids = sorted(s for s, r in splits.items() if r == "val")
     model = build_model(config, seed)
-    initialise_output_bias(model, config, boxes, targets, train_ids)
+    initialise_output_layer(model, config, targets, train_ids)
     model.to(device)
     optimizer = make_optimizer(config, model)
     loss_fn = VolumeLoss(config)
@@ -427,6 +450,7 @@ def export_volume_model(
         "prepare": None if prepare is None else dict(prepare),
         "box": config.box.to_dict(),
         "target": {"labels": config.labels, "task": config.task, "n_classes": config.n_classes,
+                   "transform": config.target_transform if config.labels == "volume" else "none",
                    "bin_edges_ml": list(targets.bin_edges_ml), "bin_volumes_ml": list(targets.bin_volumes_ml)},
         "wmhkit_version": wmhkit.__version__,
         "trained_on": trained_on,

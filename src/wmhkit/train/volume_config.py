@@ -13,14 +13,23 @@ Keys (defaults in brackets)::
                   (weak); volume_bins: volume_ml binned into n_bins training
                   quantiles (the paper's pilot); gold: voxel masks (the strong twin)
     task          regression (volume) | classification | ordinal           [regression / ordinal]
+    target_transform  log1p | none: what the volume regression fits          [log1p]
+                  (log1p(mL), decoded back to mL at prediction; see
+                  :mod:`wmhkit.train.volume_data`)
+    voxel_loss    dice | dice_bce: loss of the strong twin (gold labels)    [dice]
+                  dice_bce adds the voxel-wise binary cross-entropy, whose dense
+                  gradients keep a soft Dice from collapsing to an empty mask
     n_bins        classes of volume_bins                                   [5]
     scanners      use only scans of these scanners ([] = all)              [[]]
     split         {train: 0.6, val: 0.2, test: 0.2, seed: 0, stratify: scanner,
                    use_manifest_split: true}  (a manifest ``split`` column of
                    train/val/test wins when use_manifest_split is true)
     box           {shape: [112, 128, 32], spacing_mm: [1.4, 1.5, 4.5] or null (fit),
-                   percentiles: [1, 99]}
-    network       {base_channels: 16, levels: 3}
+                   percentiles: [1, 99] or null (keep the prepared intensities)}
+    network       {base_channels: 16, levels: 3, pooling: mean | volume}   [mean]
+                  volume: sum pooling times the box voxel volume (mL), so the
+                  attention map integrates to the output (needs box.spacing_mm;
+                  see :mod:`wmhkit.nn.gp_unet`)
     optimizer     {name: adadelta | adam | sgd, learning_rate: 1.0, weight_decay: 0.0}
     epochs        training epochs                                          [100]
     batch_size    scans per batch                                          [4]
@@ -43,18 +52,21 @@ from typing import Any
 import yaml
 
 from wmhkit.train.config import ConfigError
-from wmhkit.train.volume_data import Augmentation, BoxSpec
+from wmhkit.train.volume_data import TARGET_TRANSFORMS, Augmentation, BoxSpec
 
 LABELS = ("volume", "fazekas", "volume_bins", "gold")
 TASKS = ("regression", "classification", "ordinal")
 OPTIMIZERS = ("adadelta", "adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
+POOLINGS = ("mean", "volume")
+VOXEL_LOSSES = ("dice", "dice_bce")
 #: Fazekas grades the severity variant learns (0–3).
 FAZEKAS_GRADES = 4
 #: Keys that change how a run executes but not what it computes (left out of the config hash).
 EXECUTION_KEYS = ("manifest", "device", "threads", "seeds")
-_TOP_KEYS = {"name", "seeds", "manifest", "labels", "task", "n_bins", "scanners", "split", "box", "network",
-             "optimizer", "epochs", "batch_size", "early_stopping", "augmentation", "device", "threads"}
+_TOP_KEYS = {"name", "seeds", "manifest", "labels", "task", "target_transform", "voxel_loss", "n_bins", "scanners", "split",
+             "box", "network", "optimizer", "epochs", "batch_size", "early_stopping", "augmentation", "device",
+             "threads"}
 
 
 @dataclass(frozen=True)
@@ -100,6 +112,9 @@ class VolumeConfig:
     augmentation: Augmentation
     device: str
     threads: int
+    target_transform: str = "log1p"
+    pooling: str = "mean"
+    voxel_loss: str = "dice"
     source: str | None = None
 
     @property
@@ -122,7 +137,16 @@ class VolumeConfig:
             spec["outputs"] = self.n_classes
         elif self.task == "ordinal":
             spec["ordinal_levels"] = self.n_classes
+        if self.pooling == "volume" and self.labels != "gold":
+            spec["pool_scale"] = self.box_voxel_ml
         return spec
+
+    @property
+    def box_voxel_ml(self) -> float:
+        """Volume of one box voxel (mL); NaN for a fitted box (its voxel size varies per scan)."""
+        if self.box.spacing_mm is None:
+            return math.nan
+        return math.prod(self.box.spacing_mm) / 1000.0
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain YAML types (written to ``RUN/config.yaml``)."""
@@ -180,6 +204,7 @@ def parse_volume_config(raw: Any, *, source: str | os.PathLike[str] | None = Non
     scanners = top.get("scanners", [])
     if not isinstance(scanners, list) or not all(isinstance(s, str) and s for s in scanners):
         check.fail("scanners", f"must be a list of scanner names, got {scanners!r}", "write e.g. [A, B, C] or []")
+    network = check.section(top, "network", {"base_channels", "levels", "pooling"})
     config = VolumeConfig(
         name=check.string(top, "name", where.stem if where is not None else "volume"),
         seeds=tuple(int(s) for s in seeds),
@@ -190,10 +215,8 @@ def parse_volume_config(raw: Any, *, source: str | os.PathLike[str] | None = Non
         scanners=tuple(scanners),
         split=_split(check, top),
         box=_box(check, top),
-        base_channels=check.integer(check.section(top, "network", {"base_channels", "levels"}), "base_channels", 16,
-                                    minimum=1, at="network"),
-        levels=check.integer(check.section(top, "network", {"base_channels", "levels"}), "levels", 3, minimum=2,
-                             maximum=3, at="network"),
+        base_channels=check.integer(network, "base_channels", 16, minimum=1, at="network"),
+        levels=check.integer(network, "levels", 3, minimum=2, maximum=3, at="network"),
         optimizer=_optimizer(check, top),
         epochs=check.integer(top, "epochs", 100, minimum=1),
         batch_size=check.integer(top, "batch_size", 4, minimum=1),
@@ -201,8 +224,14 @@ def parse_volume_config(raw: Any, *, source: str | os.PathLike[str] | None = Non
         augmentation=_augmentation(check, top),
         device=check.choice(top, "device", DEVICES, "auto"),
         threads=check.integer(top, "threads", 0, minimum=0),
+        target_transform=check.choice(top, "target_transform", TARGET_TRANSFORMS, "log1p"),
+        pooling=check.choice(network, "pooling", POOLINGS, "mean", at="network"),
+        voxel_loss=check.choice(top, "voxel_loss", VOXEL_LOSSES, "dice"),
         source=None if where is None else str(where),
     )
+    if config.pooling == "volume" and config.box.spacing_mm is None:
+        check.fail("network.pooling", "volume pooling needs a box of fixed voxel size",
+                   "give box.spacing_mm, or use pooling: mean")
     multiple = 2 ** (config.levels - 1)
     if any(size % multiple for size in config.box.shape):
         check.fail("box.shape", f"{list(config.box.shape)} must be multiples of {multiple} for {config.levels} levels",
@@ -235,12 +264,13 @@ def _box(check: _Checker, top: Mapping[str, Any]) -> BoxSpec:
         check.fail("box.spacing_mm", f"must be three positive numbers (mm) or null, got {spacing!r}",
                    "write e.g. [1.4, 1.5, 4.5], or null to fit each brain into the box")
     percentiles = section.get("percentiles", [1.0, 99.0])
-    if not isinstance(percentiles, list) or len(percentiles) != 2 or not all(_real(p) for p in percentiles) \
-            or not 0 <= percentiles[0] < percentiles[1] <= 100:
-        check.fail("box.percentiles", f"must be [low, high] with 0 <= low < high <= 100, got {percentiles!r}",
-                   "use [1, 99]")
+    if percentiles is not None and (
+            not isinstance(percentiles, list) or len(percentiles) != 2 or not all(_real(p) for p in percentiles)
+            or not 0 <= percentiles[0] < percentiles[1] <= 100):
+        check.fail("box.percentiles", f"must be [low, high] with 0 <= low < high <= 100 or null, got {percentiles!r}",
+                   "use [1, 99], or null to keep the prepared intensities")
     return BoxSpec(tuple(int(s) for s in shape), None if spacing is None else tuple(float(s) for s in spacing),
-                   tuple(float(p) for p in percentiles))
+                   None if percentiles is None else tuple(float(p) for p in percentiles))
 
 
 def _optimizer(check: _Checker, top: Mapping[str, Any]) -> OptimizerConfig:

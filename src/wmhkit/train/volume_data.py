@@ -12,8 +12,13 @@ grid's axes and whose centre is the centre of the brain mask's bounding box:
 Downsampling is preceded by a Gaussian anti-aliasing filter (σ = (ratio − 1)/2
 prepared voxels per axis); resampling is trilinear through world coordinates
 (:func:`~wmhkit.preprocess.resample.resample_linear`). The FLAIR is then mapped to
-[0, 1] between its 1st and 99th brain percentiles (configurable) and set to 0
-outside the brain. Gold masks become the fraction of each box voxel that is
+[0, 1] between its 1st and 99th brain percentiles of the box, set to 0 outside
+the brain, and clipped to [0, 1] as in the paper; or, with ``percentiles`` None,
+kept on the prepare stage's scale (0th–98th brain percentile → 0–1, bright tail
+above 1 kept) and only zeroed outside the brain. On phantoms the clip hides the
+lesion load: the box volume at or above 0.95 correlates −0.44 with the WMH
+volume (a larger load raises the 99th percentile), whereas on the prepared scale
+the brain volume above 1.1 correlates +0.78. Gold masks become the fraction of each box voxel that is
 lesion (trilinear resampling of the 0/1 mask), a soft target whose sum times the
 box voxel volume approximates the lesion volume.
 
@@ -22,6 +27,13 @@ Augmentation (:func:`augment_box`): a random translation of up to
 ``rotation_deg``, and a left-right flip, applied in one trilinear resampling
 (zero outside), with every random number drawn from the generator passed in
 (see :func:`wmhkit.train.reproducibility.epoch_generator`).
+
+Volume targets (:func:`encode_volume` / :func:`decode_volume`): the network
+regresses ``log1p(volume_ml)`` by default. WMH volumes are heavily skewed (most
+scans under 2 mL, a few over 20 mL): an MSE on raw mL is dominated by the few
+large loads and starts with gradients two orders of magnitude larger than on
+the small ones. The output is turned back into mL (``expm1``) before anyone
+sees it; ``"none"`` regresses mL directly.
 """
 
 from __future__ import annotations
@@ -37,6 +49,24 @@ from wmhkit.preprocess.resample import resample_linear
 
 #: Extra room around the brain bounding box when the box is fitted to it.
 FIT_MARGIN = 0.05
+#: How a volume target is transformed before regression (see the module docstring).
+TARGET_TRANSFORMS: tuple[str, ...] = ("log1p", "none")
+
+
+def encode_volume(volume_ml: np.ndarray | float, transform: str) -> np.ndarray:
+    """The regression target of a volume in mL (``log1p`` or unchanged), float64."""
+    if transform not in TARGET_TRANSFORMS:
+        raise ValueError(f"target transform must be one of {TARGET_TRANSFORMS}, got {transform!r}")
+    volume = np.asarray(volume_ml, dtype=np.float64)
+    return np.log1p(np.clip(volume, 0.0, None)) if transform == "log1p" else volume
+
+
+def decode_volume(output: np.ndarray | float, transform: str) -> np.ndarray:
+    """Inverse of :func:`encode_volume`: a network output back to mL, clipped at 0 (float64)."""
+    if transform not in TARGET_TRANSFORMS:
+        raise ValueError(f"target transform must be one of {TARGET_TRANSFORMS}, got {transform!r}")
+    value = np.asarray(output, dtype=np.float64)
+    return np.clip(np.expm1(value) if transform == "log1p" else value, 0.0, None)
 
 
 @dataclass(frozen=True)
@@ -50,25 +80,27 @@ class BoxSpec:
     spacing_mm
         Box voxel size (mm) along the prepared axes, or None to fit each brain into the box.
     percentiles
-        Brain intensity percentiles mapped to 0 and 1.
+        Brain intensity percentiles of the box mapped to 0 and 1 (then clipped), or
+        None to keep the prepared intensities.
     """
 
     shape: tuple[int, int, int]
     spacing_mm: tuple[float, float, float] | None
-    percentiles: tuple[float, float] = (1.0, 99.0)
+    percentiles: tuple[float, float] | None = (1.0, 99.0)
 
     def to_dict(self) -> dict[str, object]:
         """``model.yaml`` form."""
         return {"shape": list(self.shape), "spacing_mm": None if self.spacing_mm is None else list(self.spacing_mm),
-                "percentiles": list(self.percentiles)}
+                "percentiles": None if self.percentiles is None else list(self.percentiles)}
 
     @classmethod
     def from_dict(cls, record: dict[str, object]) -> BoxSpec:
         """Inverse of :meth:`to_dict`."""
         spacing = record.get("spacing_mm")
+        percentiles = record.get("percentiles", (1.0, 99.0))
         return cls(tuple(int(s) for s in record["shape"]),  # type: ignore[arg-type, union-attr]
                    None if spacing is None else tuple(float(s) for s in spacing),  # type: ignore[union-attr]
-                   tuple(float(p) for p in record.get("percentiles", (1.0, 99.0))))  # type: ignore[union-attr]
+                   None if percentiles is None else tuple(float(p) for p in percentiles))  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,7 +110,8 @@ class BoxScan:
     Attributes
     ----------
     flair
-        Normalised FLAIR, float32 ``(X, Y, Z)`` of the box shape, in [0, 1].
+        Normalised FLAIR, float32 ``(X, Y, Z)`` of the box shape (in [0, 1] unless the
+        box keeps the prepared intensities).
     brain
         Brain mask in the box (bool).
     affine
@@ -168,8 +201,11 @@ def box_scan(flair: Image, brain_mask: Image, spec: BoxSpec, gold: Image | None 
     if not brain.any():
         raise ValueError("the brain mask vanished in the box; enlarge the box spacing or shape")
     intensities = to_box(flair, affine, spec.shape)
-    low, high = intensity_range(intensities, brain, method="percentile", percentiles=spec.percentiles)
-    normalised = rescale_to_unit(intensities, brain, low, high)
+    if spec.percentiles is None:
+        normalised = np.where(brain, intensities, 0.0).astype(np.float32)
+    else:
+        low, high = intensity_range(intensities, brain, method="percentile", percentiles=spec.percentiles)
+        normalised = rescale_to_unit(intensities, brain, low, high, clip_high=True)
     fraction = None
     if gold is not None:
         lesion = gold.with_array((gold.array == 1).astype(np.float32))
