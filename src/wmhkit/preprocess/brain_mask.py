@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from pathlib import Path
 
 import nibabel as nib
-import nilearn.datasets
 
 import numpy as np
 import SimpleITK as sitk
@@ -39,6 +37,7 @@ from scipy import ndimage
 
 from wmhkit.errors import MaskError
 from wmhkit.io.image import Image
+from wmhkit.io.mni import mni_template_dir
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +217,7 @@ def _template() -> tuple[np.ndarray, np.ndarray]:
     """nilearn's MNI ICBM152 2009a T1 (skull stripped) at the working spacing: (array, affine)."""
     # nilearn's own resolution=2 loader resamples with nilearn.image (~2.5 s); averaging 2×2×2
     # blocks of the 1 mm file gives the same 2 mm template in a tenth of the time.
-    template = nib.load(Path(nilearn.datasets.__file__).parent / "data" / TEMPLATE_FILE)
+    template = nib.load(mni_template_dir([TEMPLATE_FILE]) / TEMPLATE_FILE)
     factor = int(round(WORKING_SPACING_MM / template.header.get_zooms()[0]))
     data = np.asarray(template.dataobj, dtype=np.float32)
     shape = [n // factor for n in data.shape]

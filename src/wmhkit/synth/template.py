@@ -32,7 +32,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from wmhkit.errors import InputError
+from wmhkit.io.mni import mni_template_dir
 
 #: nilearn's file names of the template maps.
 TEMPLATE_FILES: dict[str, str] = {
@@ -100,26 +100,6 @@ class Template:
         return abs(float(np.linalg.det(self.affine[:3, :3]))) / 1000.0
 
 
-def template_dir() -> Path:
-    """Folder of nilearn's bundled data files holding the ICBM152 maps.
-
-    Raises
-    ------
-    InputError
-        When nilearn is missing or does not ship the maps.
-    """
-    try:
-        import nilearn
-    except ImportError as exc:
-        raise InputError(None, "nilearn is not installed, so the MNI template is unavailable",
-                         "pip install 'nilearn>=0.10'") from exc
-    folder = Path(nilearn.__file__).parent / "datasets" / "data"
-    missing = [name for name in TEMPLATE_FILES.values() if not (folder / name).is_file()]
-    if missing:
-        raise InputError(folder, f"nilearn does not ship {missing}", "install nilearn>=0.10 (which bundles them)")
-    return folder
-
-
 @functools.lru_cache(maxsize=4)
 def load_template(resolution_mm: float = 1.0) -> Template:
     """Load the ICBM152 maps, resample to ``resolution_mm`` and derive the phantom maps.
@@ -137,7 +117,7 @@ def load_template(resolution_mm: float = 1.0) -> Template:
     """
     if not (0.5 <= resolution_mm <= 8.0):
         raise ValueError(f"resolution_mm must lie in 0.5..8 mm, got {resolution_mm}")
-    folder = template_dir()
+    folder = mni_template_dir(TEMPLATE_FILES.values())
     files = tuple(folder / TEMPLATE_FILES[key] for key in ("t1", "gm", "wm"))
     t1_nifti = nib.load(files[0])
     t1, gm, wm = (np.asarray(nib.load(f).dataobj, dtype=np.float32) / 255.0 for f in files)
