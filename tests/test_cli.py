@@ -45,3 +45,25 @@ def test_every_listed_subcommand_has_help(capsys):
 def test_console_entry_point_runs_as_module():
     result = subprocess.run([sys.executable, "-m", "wmhkit", "--version"], capture_output=True, text=True, check=True)
     assert __version__ in result.stdout
+
+
+def test_failed_scans_are_named_and_end_the_command_with_exit_code_1(capsys, tmp_path):
+    from dataclasses import dataclass
+
+    import typer
+
+    from wmhkit.cli import exit_on_failures
+
+    @dataclass
+    class Failure:
+        subject: str
+        session: str
+        error: str
+        method: str = ""
+
+    exit_on_failures([], tmp_path / "failures.tsv")  # nothing failed: returns
+    with pytest.raises(typer.Exit) as stopped:
+        exit_on_failures([Failure("sub-01", "ses-2", "truncated gzip", "outlier")], tmp_path / "failures.tsv")
+    assert stopped.value.exit_code == 1
+    err = capsys.readouterr().err
+    assert "1 failure(s)" in err and "sub-01 session ses-2 [outlier]: truncated gzip" in err

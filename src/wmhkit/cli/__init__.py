@@ -12,6 +12,7 @@ import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import typer
 
@@ -66,6 +67,23 @@ def configure_logging(level: int) -> None:
     handler.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
+
+
+def exit_on_failures(failures: Sequence[object], failures_file: Path) -> None:
+    """Name each failed scan on stderr and end the command with exit code 1 (no-op when none failed).
+
+    ``failures`` are records with ``subject``, ``session`` and ``error`` (and ``method`` for
+    bronze); the full list is in ``failures_file``.
+    """
+    if not failures:
+        return
+    typer.echo(f"{len(failures)} failure(s) (see {failures_file}):", err=True)
+    for failure in failures:
+        session = getattr(failure, "session", "")
+        method = getattr(failure, "method", "")
+        who = failure.subject + (f" session {session}" if session else "") + (f" [{method}]" if method else "")
+        typer.echo(f"  {who}: {failure.error}", err=True)
+    raise typer.Exit(code=1)
 
 
 def _command_modules() -> list[str]:

@@ -8,7 +8,7 @@ import typer
 
 from wmhkit.bronze.methods import METHODS
 from wmhkit.bronze.stage import REGISTER_CHOICES, BronzeOptions, bronze_manifest
-from wmhkit.cli import app
+from wmhkit.cli import app, exit_on_failures
 
 
 @app.command("bronze")
@@ -35,9 +35,4 @@ def bronze(
     result = bronze_manifest(manifest, out, options=options)
     made = sum(len(scan.outputs) for scan in result.scans.values())
     typer.echo(f"{made} bronze mask(s) for {len(result.scans)} scan(s); manifest: {result.manifest}")
-    if result.failures:
-        typer.echo(f"{len(result.failures)} failure(s) (see {out / 'failures.tsv'}):", err=True)
-        for failure in result.failures:
-            who = failure.subject + (f" session {failure.session}" if failure.session else "")
-            typer.echo(f"  {who} [{failure.method}]: {failure.error}", err=True)
-        raise typer.Exit(code=1)
+    exit_on_failures(result.failures, out / "failures.tsv")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 import typer
 
-from wmhkit.cli import app
+from wmhkit.cli import app, exit_on_failures
 from wmhkit.nn.plane_fusion import FUSION_RULES
 from wmhkit.infer.volumes import DEFAULT_PV_DISTANCE_MM
 
@@ -38,9 +38,4 @@ def predict(
         model, inputs, out, device=device, batch_size=batch_size or DEFAULT_BATCH_SIZE, settings=settings
     )
     typer.echo(f"segmented {len(result.outputs)} scan(s); volumes: {result.volumes}")
-    if result.failures:
-        typer.echo(f"{len(result.failures)} scan(s) failed (see {out / 'failures.tsv'}):", err=True)
-        for failure in result.failures:
-            who = failure.subject + (f" session {failure.session}" if failure.session else "")
-            typer.echo(f"  {who}: {failure.error}", err=True)
-        raise typer.Exit(code=1)
+    exit_on_failures(result.failures, out / "failures.tsv")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from wmhkit.cli import app
+from wmhkit.cli import app, exit_on_failures
 
 
 @app.command("prepare")
@@ -48,12 +48,7 @@ def prepare(
         raise typer.BadParameter(str(exc)) from exc
     result = prepare_manifest(manifest, out, options=options)
     typer.echo(f"prepared {len(result.prepared)} scan(s); manifest: {result.manifest}")
-    if result.failures:
-        typer.echo(f"{len(result.failures)} scan(s) failed (see {out / 'failures.tsv'}):", err=True)
-        for failure in result.failures:
-            who = failure.subject + (f" session {failure.session}" if failure.session else "")
-            typer.echo(f"  {who}: {failure.error}", err=True)
-        raise typer.Exit(code=1)
+    exit_on_failures(result.failures, out / "failures.tsv")
 
 
 def _parse_dataset_normalisation(items: list[str]) -> dict[str, str]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from wmhkit.cli import app
+from wmhkit.cli import app, exit_on_failures
 from wmhkit.fusion.stage import FUSION_METHODS, SilverOptions, silver_manifest
 
 
@@ -32,9 +32,4 @@ def silver(
         summary = result.raters.groupby("method")[["sensitivity", "specificity"]].mean()
         for name, values in summary.iterrows():
             typer.echo(f"  {name}: sensitivity {values['sensitivity']:.3f}, specificity {values['specificity']:.4f}")
-    if result.failures:
-        typer.echo(f"{len(result.failures)} scan(s) failed (see {out / 'failures.tsv'}):", err=True)
-        for failure in result.failures:
-            who = failure.subject + (f" session {failure.session}" if failure.session else "")
-            typer.echo(f"  {who}: {failure.error}", err=True)
-        raise typer.Exit(code=1)
+    exit_on_failures(result.failures, out / "failures.tsv")
