@@ -16,7 +16,8 @@ unannotated FLAIR (brain mask computed by prepare) — copied into ``OUT/real``
 because a manifest may not point outside its folder (the data stay outside the
 repository). Prints Markdown tables: quality per method and silver, per scanner,
 on the real annotated scans, each bronze method's STAPLE sensitivity and
-specificity, and seconds per scan per method (wall time on this machine).
+specificity, seconds per scan per method and of the STAPLE EM alone (wall time
+on this machine).
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from scipy import ndimage
 from wmhkit.bronze.stage import bronze_manifest
 from wmhkit.fusion.quality import error_agreement, label_quality, quality_summary
 from wmhkit.fusion.stage import silver_manifest
+from wmhkit.fusion.staple import staple
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import read_manifest, write_manifest
-from wmhkit.io.nifti import load_image, save_mask
+from wmhkit.io.nifti import load_image, load_mask, save_mask
 from wmhkit.preprocess.pipeline import PrepareOptions, prepare_manifest
 from wmhkit.synth.cohort import synthesize_cohort
 
@@ -144,6 +146,10 @@ def report_stages(title: str, work: Path, prepared_manifest: Path, *, by_scanner
           "per scan, reading and writing included)\n")
     for failure in silver.failures:
         print(f"- silver failed: {failure.subject}: {failure.error}")
+    staple_s = staple_seconds(read_manifest(bronze_path))
+    if staple_s:
+        print(f"STAPLE alone (the EM on the native bronze masks inside the native brain mask, no file I/O): "
+              f"median {np.median(staple_s):.2f} s, max {max(staple_s):.2f} s per scan over {len(staple_s)} scans\n")
     scores = label_quality(silver.manifest)
     if scores.empty:
         print("\n(no gold masks: no quality table)")
@@ -165,6 +171,25 @@ def report_stages(title: str, work: Path, prepared_manifest: Path, *, by_scanner
         print(error_agreement(silver.manifest).to_markdown(index=False, floatfmt=".3f"))
     print("\n### STAPLE sensitivity / specificity per method\n")
     print(pd.read_csv(work / "raters_summary.tsv", sep="\t").to_markdown(index=False, floatfmt=".4f"))
+
+
+def staple_seconds(manifest) -> list[float]:
+    """Seconds of :func:`staple` alone per scan: its native bronze masks inside its native brain mask."""
+    seconds = []
+    columns = [c for c in manifest.table.columns if c.startswith("bronze_")]
+    for row in manifest.rows():
+        masks = [row.get(c, "") for c in columns]
+        brain_cell = row.get("native_brain_mask", "") or row.get("brain_mask", "")
+        if sum(bool(m) for m in masks) < 2 or not brain_cell:
+            continue
+        raters = [load_mask(manifest.root / m).array for m in masks if m]
+        brain = load_mask(manifest.root / brain_cell).array
+        if any(r.shape != brain.shape for r in raters):
+            continue
+        start = time.perf_counter()
+        staple(raters, brain)
+        seconds.append(time.perf_counter() - start)
+    return seconds
 
 
 def timing_table(bronze, manifest) -> pd.DataFrame:

@@ -96,3 +96,9 @@ def test_methods_are_deterministic(toy_brain):
     first = METHODS["growth"].run(ScanContext(toy_brain.flair, toy_brain.brain, toy_brain.t1))
     second = METHODS["growth"].run(ScanContext(toy_brain.flair, toy_brain.brain, toy_brain.t1))
     assert np.array_equal(first, second)
+
+
+def test_a_t1_on_another_grid_is_a_clear_error(toy_brain):
+    t1 = Image(toy_brain.t1.array[:-2], toy_brain.t1.affine)
+    with pytest.raises(MaskError, match="resample the T1 onto the FLAIR grid"):
+        ScanContext(toy_brain.flair, toy_brain.brain, t1)

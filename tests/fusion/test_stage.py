@@ -84,3 +84,16 @@ def test_a_mask_on_another_grid_is_a_clear_error(bronzed):
 
 def test_silver_needs_bronze_columns(copy_prepared):
     assert main(["silver", str(copy_prepared), "--out", str(copy_prepared.parent)]) == 2
+
+
+def test_an_empty_brain_mask_fails_that_scan_only(bronzed):
+    manifest = read_manifest(bronzed)
+    row = next(manifest.rows())
+    brain = load_mask(manifest.path(row, "brain_mask"))
+    from wmhkit.io.nifti import save_mask
+
+    save_mask(brain.with_array(np.zeros(brain.shape, np.uint8)), manifest.path(row, "brain_mask"))
+    result = silver_manifest(bronzed, bronzed.parent)
+    assert [f.subject for f in result.failures] == ["toy1"]
+    assert "brain mask is empty" in result.failures[0].error
+    assert set(result.scans) == {"toy2"}
