@@ -47,7 +47,7 @@ def test_sidecar_holds_relative_inputs_hashes_parameters_and_versions(tmp_path):
         inputs={"flair": flair, "brain_mask": brain_mask, "t1": None},
         parameters={"threshold": np.float32(0.5), "patch": (64, 64, 32), "model_dir": Path("models/v1")},
         seed=7,
-        extra={"device": "cpu", "model_sha256": "ab" * 32},
+        extra={"device": {"type": "cpu"}, "model": {"hash": "ab" * 32}},
     )
     assert sidecar == output.parent / "wmh.json"
     record = json.loads(sidecar.read_text())
@@ -61,7 +61,7 @@ def test_sidecar_holds_relative_inputs_hashes_parameters_and_versions(tmp_path):
     assert record["output_sha256"] == hashlib.sha256(b"wmh bytes").hexdigest()
     assert record["parameters"] == {"threshold": 0.5, "patch": [64, 64, 32], "model_dir": "models/v1"}
     assert record["seed"] == 7 and record["step"] == "predict"
-    assert record["device"] == "cpu" and record["model_sha256"] == "ab" * 32
+    assert record["device"] == {"type": "cpu"} and record["model"] == {"hash": "ab" * 32}
     assert record["versions"] == software_versions()
     assert {"python", "wmhkit", "numpy", "nibabel"} <= set(record["versions"])
     assert str(tmp_path) not in sidecar.read_text()  # no absolute paths leak into provenance

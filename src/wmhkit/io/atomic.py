@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,23 @@ from wmhkit.errors import OutputError
 
 #: Characters of the final name kept in a temporary name (file names are limited to 255 bytes).
 _MAX_TEMP_STEM = 100
+_TOKEN_BYTES = 6
+#: Names of the temporary files :func:`atomic_path` creates (``.NAME.<12 hex>.tmp.EXT``).
+TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.tmp(\.[A-Za-z0-9]+){0,2}")
+
+
+def is_temporary(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is named like an :func:`atomic_path` temporary file.
+
+    Such a file is never a finished output: it is renamed away on success and
+    removed on error, and is left behind only when the writer was killed.
+
+    Examples
+    --------
+    >>> is_temporary("out/.wmh.nii.gz.0123456789ab.tmp.nii.gz"), is_temporary("out/wmh.nii.gz")
+    (True, False)
+    """
+    return TEMPORARY_NAME.fullmatch(Path(path).name) is not None
 
 
 @contextlib.contextmanager
@@ -62,7 +80,7 @@ def _create_temp_beside(final: Path) -> Path:
     extension = "".join(suffixes)
     stem = final.name[: _MAX_TEMP_STEM]
     while True:
-        candidate = final.parent / f".{stem}.{secrets.token_hex(6)}.tmp{extension}"
+        candidate = final.parent / f".{stem}.{secrets.token_hex(_TOKEN_BYTES)}.tmp{extension}"
         try:
             fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:

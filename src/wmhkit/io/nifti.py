@@ -248,6 +248,8 @@ def _open_validated(path: Path, *, allow_no_orientation: bool, max_bytes: int) -
         # mmap=False: the data are copied in full at validation, and a file truncated
         # later cannot crash a memory-mapped read.
         nifti = nib.load(path, mmap=False)
+    except MemoryError:  # the machine, not the file: never reported as a corrupt input
+        raise
     except Exception as exc:  # nibabel raises many types on malformed files; report them uniformly
         raise InputError(
             path,

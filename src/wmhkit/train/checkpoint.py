@@ -11,6 +11,8 @@ Safety rules:
 * written through :func:`wmhkit.io.atomic.atomic_path` (temp file + rename), and the
   previous ``last.pt`` is kept as ``last.prev.pt`` before it is replaced, so a kill
   at any moment leaves a complete checkpoint to resume from;
+* byte-deterministic: the same state gives the same file bytes (the archive is
+  written through a file object, so no temporary name is recorded in it);
 * read with ``torch.load(..., weights_only=True)``: a file carrying a pickle payload
   is rejected, never executed;
 * :func:`load_resume_checkpoint` falls back from a corrupt ``last.pt`` to
@@ -102,7 +104,10 @@ def save_checkpoint(
         "extra": dict(extra or {}),
     }
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        # Through a file object: given a path, torch.save names the archive's records after the
+        # (random) temporary file name, and identical checkpoints would differ in their bytes.
+        with open(tmp, "wb") as handle:
+            torch.save(payload, handle)
         if keep_previous and path.exists():
             os.replace(path, path.with_name(PREVIOUS_NAME))
     return path

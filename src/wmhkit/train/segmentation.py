@@ -43,7 +43,7 @@ import torch
 import yaml
 
 from wmhkit.errors import InputError, OutputError
-from wmhkit.io.atomic import write_text_atomic
+from wmhkit.io.atomic import is_temporary, write_text_atomic
 from wmhkit.io.manifest import Manifest, read_manifest
 from wmhkit.io.nifti import load_image, load_mask
 from wmhkit.io.provenance import sha256_file, sidecar_path
@@ -75,6 +75,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 DONE_NAME = "done.json"
 RUN_JSON = "run.json"
+#: Files :func:`_start_run_folder` writes before ``run.json`` (its commit marker).
+_RUN_FOLDER_SETUP = ("config.yaml", "splits.tsv")
 CV_METRICS = "cv_metrics.tsv"
 MODEL_DIR = "model"
 
@@ -226,7 +228,7 @@ def _start_run_folder(plan: RunPlan, out_dir: Path, manifest: Path, resume: bool
             raise CheckpointError(run_json, "the run folder was started with another config or manifest",
                                   "resume with the original config and manifest, or choose a new --out")
         return
-    if out_dir.exists() and any(out_dir.iterdir()):
+    if out_dir.exists() and not _is_unstarted_run(out_dir):
         raise OutputError(f"{out_dir} exists and is not empty; choose a new or empty folder for --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     config = plan.config
@@ -239,7 +241,17 @@ def _start_run_folder(plan: RunPlan, out_dir: Path, manifest: Path, resume: bool
     write_text_atomic(out_dir / "splits.tsv", pd.DataFrame(rows).to_csv(sep="\t", index=False, lineterminator="\n"))
     record = {"config_hash": plan.digest, "manifest": str(manifest.resolve()), "manifest_sha256": plan.manifest_sha256,
               "seed": config.seed, "name": config.name}
-    write_text_atomic(run_json, json.dumps(record, indent=2) + "\n")
+    write_text_atomic(run_json, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def _is_unstarted_run(out_dir: Path) -> bool:
+    """True for an empty folder, or one holding only what a killed :func:`_start_run_folder` left.
+
+    ``run.json`` is written last, so a run killed before it holds at most
+    ``config.yaml``, ``splits.tsv`` and atomic-write temporaries; these are rewritten
+    identically from the plan, so the folder can be started again.
+    """
+    return all(path.is_file() and (path.name in _RUN_FOLDER_SETUP or is_temporary(path)) for path in out_dir.iterdir())
 
 
 def initial_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
@@ -367,7 +379,7 @@ def train_unit(
                            "DistributedDataParallel lost synchronisation")
     if context.is_main:
         record = {"best_iou": best_iou, "epochs": epochs_run, "weights_sha256": checksum, "ranks": len(per_rank)}
-        write_text_atomic(done_file, json.dumps(record) + "\n")
+        write_text_atomic(done_file, json.dumps(record, sort_keys=True) + "\n")
     distributed.barrier(context)
     return UnitResult(key, best_iou, epochs_run, folder / BEST_NAME, checksum)
 
