@@ -274,11 +274,23 @@ def save_model_folder(
     if set(weights) != set(spec.weight_names):
         raise ValueError(f"weights for {sorted(weights)} given, model.yaml needs {sorted(spec.weight_names)}")
     for name in spec.weight_names:
-        with atomic_path(weights_path(folder, name)) as tmp:
-            torch.save({key: tensor.detach().cpu() for key, tensor in weights[name].items()}, tmp)
+        save_weights(weights[name], weights_path(folder, name))
     write_text_atomic(folder / PROVENANCE_JSON, json.dumps(provenance, indent=2, sort_keys=True, allow_nan=False) + "\n")
     write_text_atomic(folder / MODEL_YAML, yaml.safe_dump(dict(record), sort_keys=True))
     return model_hash(folder)
+
+
+def save_weights(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str]) -> Path:
+    """Write a ``state_dict`` (tensors moved to the CPU) atomically and byte-deterministically.
+
+    Written through a file object: given a path, ``torch.save`` names the archive's
+    records after the (random) temporary file name, and identical weights would get
+    different bytes — and a different model hash.
+    """
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save({key: tensor.detach().cpu() for key, tensor in state_dict.items()}, handle)
+    return path
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

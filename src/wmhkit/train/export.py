@@ -8,12 +8,12 @@ Layout::
     provenance.json   config, config hash, data (manifest sha256), seed, versions,
                       device, per-stage best metric
 
-:func:`model_hash` is the SHA-256 over ``model.yaml`` and the weights files, sorted.
+``provenance.json`` records the model hash of :func:`wmhkit.infer.model_folder.model_hash`,
+the same one ``predict`` puts in its completion records and sidecars.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -24,13 +24,16 @@ import torch
 import yaml
 
 import wmhkit
-from wmhkit.io.atomic import atomic_path, write_text_atomic
+from wmhkit.infer.model_folder import (
+    KIND_2_5D,
+    MODEL_YAML,
+    PROVENANCE_JSON,
+    WEIGHTS_DIR,
+    model_hash,
+    save_weights,
+)
+from wmhkit.io.atomic import write_text_atomic
 from wmhkit.io.provenance import software_versions
-
-KIND_SEGMENTATION_25D = "segmentation-2.5d"
-MODEL_YAML = "model.yaml"
-WEIGHTS_DIR = "weights"
-PROVENANCE_JSON = "provenance.json"
 
 
 def export_model_folder(
@@ -67,10 +70,9 @@ def export_model_folder(
     out_dir = Path(out_dir)
     (out_dir / WEIGHTS_DIR).mkdir(parents=True, exist_ok=True)
     for plane, state in plane_weights.items():
-        with atomic_path(out_dir / WEIGHTS_DIR / f"{plane}.pt") as tmp:
-            torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp)
+        save_weights(state, out_dir / WEIGHTS_DIR / f"{plane}.pt")
     description = {
-        "kind": KIND_SEGMENTATION_25D,
+        "kind": KIND_2_5D,
         "network": dict(network),
         "planes": list(plane_weights),
         "fusion": fusion,
@@ -84,17 +86,6 @@ def export_model_folder(
     record = {**_plain(dict(provenance)), "versions": software_versions(), "model_hash": model_hash(out_dir)}
     write_text_atomic(out_dir / PROVENANCE_JSON, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return out_dir
-
-
-def model_hash(model_dir: str | os.PathLike[str]) -> str:
-    """SHA-256 over ``model.yaml`` and ``weights/*`` (relative name and bytes, sorted by name)."""
-    model_dir = Path(model_dir)
-    files = [model_dir / MODEL_YAML, *sorted((model_dir / WEIGHTS_DIR).glob("*"))]
-    digest = hashlib.sha256()
-    for path in sorted(files, key=lambda p: p.relative_to(model_dir).as_posix()):
-        digest.update(path.relative_to(model_dir).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def _plain(value: Any) -> Any:
