@@ -110,6 +110,9 @@ def staple(
     estimator.SetForegroundValue(1.0)
     estimator.SetConfidenceWeight(confidence_weight)
     estimator.SetMaximumIterations(max_iterations)
+    # One thread: ITK's multi-threaded sums round differently run to run (up to 1e-10 in the
+    # probability map), and outputs must be byte-identical for the same inputs.
+    estimator.SetNumberOfThreads(1)
     weights = sitk.GetArrayViewFromImage(estimator.Execute(images)).reshape(-1)
     probability[brain] = weights.astype(np.float32)
     return ConsensusResult(
