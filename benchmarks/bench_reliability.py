@@ -83,7 +83,6 @@ def kill_campaigns(work: Path, cases: int, kills: int, seed: int) -> list[dict]:
             "survived": sum(r.survived for r in results),
             "lost_or_broken": sum(len(r.broken) for r in results),
             "reruns_differing": sum(bool(r.differences) for r in results),
-            "stale_locks_removed": sum(r.stale_locks_removed for r in results),
             "hidden_leftovers": sum(len(r.leftovers) for r in results),
             "findings": sorted({f for r in results for f in (*r.broken, *r.differences)})[:10],
             "reference_s": round(seconds, 2),
@@ -226,7 +225,7 @@ def _checkpoint_bytes(folder: Path) -> bytes:
 
 
 COLUMNS = ["category", "cases", "kills", "kills_mid_write", "faults_injected", "hostile_inputs", "survived",
-           "lost_or_broken", "reruns_differing", "stale_locks_removed", "hidden_leftovers"]
+           "lost_or_broken", "reruns_differing", "hidden_leftovers"]
 
 
 def to_markdown(rows: list[dict]) -> str:

@@ -37,7 +37,6 @@ import pandas as pd
 import yaml
 
 from wmhkit.cli import main
-from wmhkit.cohort.lock import LOCK_NAME
 
 from wmhkit.io.atomic import is_temporary
 from wmhkit.io.nifti import load_image
@@ -202,7 +201,6 @@ class CaseResult:
     kills_landed: int = 0
     kills_missed: int = 0
     kills_mid_write: int = 0
-    stale_locks_removed: int = 0
     leftovers: list[str] = field(default_factory=list)
     files_checked: int = 0
     earlier_versions: int = 0
@@ -244,11 +242,7 @@ def kill_case(target: Target, folder: Path, reference: dict[str, str], work_s: f
         result.files_checked += audit.files
         result.earlier_versions += audit.earlier_versions
         result.broken += audit.broken
-        # A killed cohort run cannot remove its output lock, and wmhkit.cohort.lock never
-        # breaks a lock by itself: deleting it is the documented manual step, counted here.
-        if (out_dir / LOCK_NAME).exists():
-            (out_dir / LOCK_NAME).unlink()
-            result.stale_locks_removed += 1
+        # A killed cohort run leaves its output lock behind: the rerun must break it by itself.
     result.rerun_exit = main([*arguments, *target.rerun_flags])
     result.differences = differences(out_dir, reference, ignore=(*target.ignore, HIDDEN))
     result.leftovers = [p.relative_to(out_dir).as_posix() for p in hidden_leftovers(out_dir, reference)]

@@ -24,16 +24,22 @@ prepared manifest's folder or one of its parents, so the manifest reaches every
 file without ``..``; when ``OUT/manifest.tsv`` is the input manifest it is
 replaced by the updated one. Failures never stop the cohort: one row per failed
 (scan, method) in ``OUT/failures.tsv``, tracebacks in ``OUT/crashes/<scan_id>.txt``.
+
+Scans run as tasks on :mod:`wmhkit.cohort.runner` (in-process, or Dask workers).
+A scan whose every method succeeded gets a completion record
+(``OUT/records/bronze/<scan_id>.json``); a rerun with the same inputs, settings and
+versions reuses its masks instead of recomputing them. Scans with a failed method
+have no record, so a rerun tries them again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import time
-import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,8 +51,12 @@ from wmhkit.bronze.context import ScanContext
 from wmhkit.bronze.external import EXTERNAL_KINDS, import_external
 from wmhkit.bronze.methods import METHODS, bronze_method
 from wmhkit.bronze.register import register_rigid
+from wmhkit.cohort.failures import ErrorReport, ScanFailure, write_crash_file, write_failures
+from wmhkit.cohort.lock import output_lock
+from wmhkit.cohort.records import commit_record, completed_result, discard_record, expected_record, record_path
+from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT, ComputeOptions, run_tasks
 from wmhkit.errors import InputError, OutputError
-from wmhkit.io.atomic import resolve_output, write_text_atomic
+from wmhkit.io.atomic import resolve_output
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import Manifest, read_manifest, relative_path, write_manifest
 from wmhkit.io.nifti import load_image, load_mask, save_mask
@@ -99,34 +109,29 @@ class BronzeOptions:
             if EXTERNAL_KINDS.get(kind) is None:
                 raise ValueError(f"no threshold applies to external kind {kind!r}; thresholds exist for lst and bianca")
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form for completion records."""
+        return {"methods": None if self.methods is None else list(self.methods),
+                "thresholds": dict(sorted(self.thresholds.items())), "register_t1": self.register_t1,
+                "seed": self.seed}
+
 
 @dataclass(frozen=True)
 class BronzeScanResult:
-    """What :func:`bronze_scan` produced: files per method, seconds per method, errors per method."""
+    """What :func:`bronze_scan` produced: files, seconds and errors (one-line message and traceback) per method."""
 
     outputs: dict[str, Path]
     seconds: dict[str, float]
-    errors: dict[str, BaseException]
-
-
-@dataclass(frozen=True)
-class MethodFailure:
-    """One (scan, method) that failed: IDs, the one-line error and the crash file."""
-
-    subject: str
-    session: str
-    method: str
-    error: str
-    crash_file: Path
+    errors: dict[str, ErrorReport]
 
 
 @dataclass(frozen=True)
 class BronzeResult:
-    """Outcome of :func:`bronze_manifest`."""
+    """Outcome of :func:`bronze_manifest`; ``failures`` have their ``method`` set (``all``: the whole scan)."""
 
     manifest: Path
     scans: dict[str, BronzeScanResult]
-    failures: list[MethodFailure]
+    failures: list[ScanFailure]
 
 
 def bronze_scan(
@@ -187,7 +192,7 @@ def bronze_scan(
         inputs["t1"] = Path(t1)
     outputs: dict[str, Path] = {}
     seconds: dict[str, float] = {}
-    errors: dict[str, BaseException] = {}
+    errors: dict[str, ErrorReport] = {}
     for name in methods:
         method = METHODS[name]
         start = time.perf_counter()
@@ -202,7 +207,7 @@ def bronze_scan(
             outputs[name] = path
         except Exception as exc:  # recorded per method; the other methods still run
             log.error("%s: bronze %s failed: %s", flair_path.parent.name, name, exc)
-            errors[name] = exc
+            errors[name] = ErrorReport.from_exception(exc)
         seconds[name] = time.perf_counter() - start
     native_grid = Image(np.zeros(geometry.shape, np.uint8), geometry.affine)
     for kind, path in sorted((externals or {}).items()):
@@ -215,83 +220,137 @@ def bronze_scan(
             outputs[kind] = written
         except Exception as exc:  # recorded per external mask
             log.error("%s: importing %s mask %s failed: %s", flair_path.parent.name, kind, path, exc)
-            errors[kind] = exc
+            errors[kind] = ErrorReport.from_exception(exc)
         seconds[kind] = time.perf_counter() - start
     return BronzeScanResult(outputs, seconds, errors)
 
 
 def bronze_manifest(
-    manifest: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, options: BronzeOptions = BronzeOptions()
+    manifest: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    options: BronzeOptions = BronzeOptions(),
+    workers: int = 1,
+    scheduler: str | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> BronzeResult:
     """Run the bronze stage over every scan of ``manifest`` (see the module docstring).
+
+    ``workers``, ``scheduler`` and ``memory_limit`` say where the scans run
+    (:class:`wmhkit.cohort.runner.ComputeOptions`); the outputs do not depend on them.
 
     Returns
     -------
     BronzeResult
-        The written manifest, per-scan results and one :class:`MethodFailure` per
-        failed (scan, method) — also in ``out_dir/failures.tsv``.
+        The written manifest, per-scan results and one failure per failed
+        (scan, method) — also in ``out_dir/failures.tsv``.
 
     Raises
     ------
     OutputError
-        When ``out_dir`` cannot hold the output manifest (see the module docstring).
+        When ``out_dir`` cannot hold the output manifest (see the module docstring),
+        or another run holds its lock.
     ManifestError
         For an unreadable manifest.
     """
+    compute = ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit)
     out_dir = Path(out_dir)
     table = read_manifest(manifest)
-    failures: list[MethodFailure] = []
+    failures: list[ScanFailure] = []
     if not is_prepared(table):
         if Path(os.path.abspath(out_dir)) == Path(os.path.abspath(table.root)):
             raise OutputError(f"output folder {out_dir} is the raw manifest's folder; choose another folder")
         log.info("%s is not prepared; preparing it into %s", manifest, out_dir / "prepared")
-        prepared = prepare_manifest(manifest, out_dir / "prepared")
-        for failure in prepared.failures:
-            failures.append(MethodFailure(failure.subject, failure.session, "prepare", failure.error, failure.crash_file))
+        prepared = prepare_manifest(manifest, out_dir / "prepared", workers=workers, scheduler=scheduler,
+                                    memory_limit=memory_limit)
+        failures += [dataclasses.replace(failure, method="prepare") for failure in prepared.failures]
         table = read_manifest(prepared.manifest)
     check_output_folder(table, out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     externals = [c for c in table.table.columns if c.startswith(EXTERNAL_PREFIX)]
     for column in externals:
         if column[len(EXTERNAL_PREFIX):] not in EXTERNAL_KINDS:
             raise InputError(table.source, f"column {column!r} names no known external kind",
                              f"name it external_<kind> with kind one of {', '.join(EXTERNAL_KINDS)}")
-    scans: dict[str, BronzeScanResult] = {}
-    rows = []
-    for row in table.rows():
-        scan_id = table.scan_id(row)
-        crash_file = resolve_output(out_dir, f"crashes/{scan_id}.txt")
-        new_row = rebased_row(row, table.root, out_dir)
-        try:
-            result = bronze_scan(
-                table.path(row, "flair"), resolve_output(out_dir, scan_id),
-                brain_mask=table.path(row, "brain_mask"), t1=table.path(row, "t1"),
-                native_flair=_text_path(table.root, row.get("native_flair", "")),
-                native_t1=_text_path(table.root, row.get("native_t1", "")),
-                externals={c[len(EXTERNAL_PREFIX):]: p for c in externals
-                           if (p := _text_path(table.root, row.get(c, ""))) is not None},
-                options=options,
-            )
-        except Exception as exc:  # the whole scan failed; recorded, the cohort goes on
-            result = BronzeScanResult({}, {}, {"all": exc})
-        scans[scan_id] = result
-        for name, path in result.outputs.items():
-            new_row[f"bronze_{name}"] = relative_path(path, out_dir)
-        if result.errors:
-            write_text_atomic(crash_file, "".join(
-                f"== {name} ==\n" + "".join(traceback.format_exception(exc)) for name, exc in result.errors.items()
-            ))
-            failures += [MethodFailure(row["subject"], row.get("session", ""), name, one_line(exc), crash_file)
-                         for name, exc in result.errors.items()]
-        else:
-            crash_file.unlink(missing_ok=True)
-        rows.append(new_row)
-    write_failures(failures, out_dir)
-    columns = list(table.table.columns)
-    columns += sorted({c for r in rows for c in r} - set(columns))
-    path = write_manifest(pd.DataFrame(rows, columns=columns).fillna(""), out_dir / "manifest.tsv")
+    with output_lock(out_dir, step="bronze"):
+        jobs = [(table.scan_id(row), _bronze_job(table, row, externals, out_dir, options)) for row in table.rows()]
+        done = {o.key: o for o in run_tasks(bronze_task, jobs, compute, step="bronze")}
+        scans: dict[str, BronzeScanResult] = {}
+        rows = []
+        for row in table.rows():
+            scan_id = table.scan_id(row)
+            crash_file = resolve_output(out_dir, f"crashes/{scan_id}.txt")
+            new_row = rebased_row(row, table.root, out_dir)
+            outcome = done[scan_id]
+            result = outcome.value if outcome.failure is None else BronzeScanResult({}, {}, {"all": outcome.failure})
+            scans[scan_id] = result
+            for name, path in result.outputs.items():
+                new_row[f"bronze_{name}"] = relative_path(path, out_dir)
+            if result.errors:
+                write_crash_file(crash_file, result.errors)
+                failures += [ScanFailure(row["subject"], row.get("session", ""), report.error, crash_file, method=name)
+                             for name, report in result.errors.items()]
+            else:
+                crash_file.unlink(missing_ok=True)
+            rows.append(new_row)
+        write_failures(failures, out_dir / "failures.tsv", with_method=True)
+        columns = list(table.table.columns)
+        columns += sorted({c for r in rows for c in r} - set(columns))
+        path = write_manifest(pd.DataFrame(rows, columns=columns).fillna(""), out_dir / "manifest.tsv")
     log.info("bronze: %d scan(s), %d failure(s); manifest %s", len(rows), len(failures), path)
     return BronzeResult(path, scans, failures)
+
+
+@dataclass(frozen=True)
+class BronzeJob:
+    """One scan of a manifest run: what :func:`bronze_task` needs (picklable, small)."""
+
+    out_dir: Path
+    scan_id: str
+    flair: Path
+    brain_mask: Path
+    t1: Path | None
+    native_flair: Path | None
+    native_t1: Path | None
+    externals: dict[str, Path]
+    options: BronzeOptions
+
+
+def bronze_task(job: BronzeJob) -> BronzeScanResult:
+    """Bronze masks of one scan of a manifest run into ``out_dir/<scan_id>``, or the masks of an
+    earlier run when its completion record is complete; a record is committed when every method succeeded."""
+    record = record_path(job.out_dir, "bronze", job.scan_id)
+    inputs = {"flair": job.flair, "brain_mask": job.brain_mask, "t1": job.t1, "native_flair": job.native_flair,
+              "native_t1": job.native_t1, **{f"external_{kind}": path for kind, path in job.externals.items()}}
+    methods = _scan_methods(job.options.methods, has_t1=job.t1 is not None)
+    parameters = {"options": job.options.to_dict(),
+                  "methods": {name: METHODS[name].parameter_dict() for name in methods}}
+    expected = expected_record(record, step="bronze", inputs=inputs, parameters=parameters)
+    stored = completed_result(record, expected)
+    if stored is not None:
+        log.info("%s: bronze masks are up to date, not recomputed", job.scan_id)
+        outputs = {name: resolve_output(job.out_dir, relative) for name, relative in stored["outputs"].items()}
+        return BronzeScanResult(outputs, {name: float(t) for name, t in stored["seconds"].items()}, {})
+    discard_record(record)
+    result = bronze_scan(job.flair, resolve_output(job.out_dir, job.scan_id), brain_mask=job.brain_mask, t1=job.t1,
+                         native_flair=job.native_flair, native_t1=job.native_t1, externals=job.externals,
+                         options=job.options)
+    if not result.errors:
+        written = [*result.outputs.values(), *(sidecar_path(p) for p in result.outputs.values())]
+        summary = {"outputs": {name: relative_path(p, job.out_dir) for name, p in sorted(result.outputs.items())},
+                   "seconds": {name: round(t, 3) for name, t in sorted(result.seconds.items())}}
+        commit_record(record, expected, written, summary)
+    return result
+
+
+def _bronze_job(table: Manifest, row: Mapping[str, str], externals: list[str], out_dir: Path,
+                options: BronzeOptions) -> BronzeJob:
+    return BronzeJob(
+        out_dir, table.scan_id(dict(row)), table.path(dict(row), "flair"), table.path(dict(row), "brain_mask"),
+        table.path(dict(row), "t1"), _text_path(table.root, row.get("native_flair", "")),
+        _text_path(table.root, row.get("native_t1", "")),
+        {c[len(EXTERNAL_PREFIX):]: p for c in externals if (p := _text_path(table.root, row.get(c, ""))) is not None},
+        options,
+    )
 
 
 def is_prepared(table: Manifest) -> bool:
@@ -304,19 +363,6 @@ def is_prepared(table: Manifest) -> bool:
         except (OSError, json.JSONDecodeError):
             return False
     return True
-
-
-def write_failures(failures: Sequence[MethodFailure], out_dir: Path) -> Path:
-    """``out_dir/failures.tsv``: subject, session, method, error (header only when none failed)."""
-    lines = ["subject\tsession\tmethod\terror"]
-    lines += [f"{f.subject}\t{f.session}\t{f.method}\t{f.error}" for f in failures]
-    return write_text_atomic(out_dir / "failures.tsv", "\n".join(lines) + "\n")
-
-
-def one_line(exc: BaseException) -> str:
-    """The error as one line (type name added for unexpected errors)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {text}"
 
 
 def _scan_methods(requested: tuple[str, ...] | None, *, has_t1: bool) -> list[str]:

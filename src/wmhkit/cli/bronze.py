@@ -9,6 +9,7 @@ import typer
 from wmhkit.bronze.methods import METHODS
 from wmhkit.bronze.stage import REGISTER_CHOICES, BronzeOptions, bronze_manifest
 from wmhkit.cli import app, exit_on_failures
+from wmhkit.cli._compute import compute_arguments, memory_limit_option, scheduler_option, workers_option
 
 
 @app.command("bronze")
@@ -22,6 +23,9 @@ def bronze(
     bianca_threshold: float = typer.Option(0.9, "--bianca-threshold", help="Threshold on BIANCA maps (external_bianca)."),
     register_t1: str = typer.Option("auto", "--register-t1", help=f"Register the T1 to the FLAIR: {'|'.join(REGISTER_CHOICES)}."),
     seed: int = typer.Option(0, "--seed", help="Seed of the tissue model's fitting subsample."),
+    workers: int = workers_option(),
+    scheduler: str | None = scheduler_option(),
+    memory_limit: str = memory_limit_option(),
 ) -> None:
     """Segment WMH in every scan of MANIFEST with classical methods; write bronze_<method> masks in native space."""
     try:
@@ -32,7 +36,8 @@ def bronze(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    result = bronze_manifest(manifest, out, options=options)
+    compute = compute_arguments(workers, scheduler, memory_limit)
+    result = bronze_manifest(manifest, out, options=options, **compute)
     made = sum(len(scan.outputs) for scan in result.scans.values())
     typer.echo(f"{made} bronze mask(s) for {len(result.scans)} scan(s); manifest: {result.manifest}")
     exit_on_failures(result.failures, out / "failures.tsv")

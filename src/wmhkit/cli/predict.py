@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from wmhkit.cli import app, exit_on_failures
+from wmhkit.cli._compute import compute_arguments, memory_limit_option, scheduler_option, workers_option
 from wmhkit.nn.plane_fusion import FUSION_RULES
 from wmhkit.infer.volumes import DEFAULT_PV_DISTANCE_MM
 
@@ -26,6 +27,9 @@ def predict(
         DEFAULT_PV_DISTANCE_MM, "--pv-distance-mm", min=0.0, help="Periventricular band width around the ventricles (mm)."
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Slices per forward pass [default: 8]."),
+    workers: int = workers_option(),
+    scheduler: str | None = scheduler_option(),
+    memory_limit: str = memory_limit_option(),
 ) -> None:
     """Segment WMH in each scan and write masks, probability maps, sidecars and volumes.csv to OUT."""
     from wmhkit.infer.predict import PredictSettings, predict_scans
@@ -34,8 +38,9 @@ def predict(
     if fusion is not None and fusion not in FUSION_RULES:
         raise typer.BadParameter(f"--fusion {fusion!r} is not one of {', '.join(FUSION_RULES)}")
     settings = PredictSettings(threshold=threshold, fusion=fusion, pv_distance_mm=pv_distance_mm)
+    compute = compute_arguments(workers, scheduler, memory_limit)
     result = predict_scans(
-        model, inputs, out, device=device, batch_size=batch_size or DEFAULT_BATCH_SIZE, settings=settings
+        model, inputs, out, device=device, batch_size=batch_size or DEFAULT_BATCH_SIZE, settings=settings, **compute
     )
     typer.echo(f"segmented {len(result.outputs)} scan(s); volumes: {result.volumes}")
     exit_on_failures(result.failures, out / "failures.tsv")

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from wmhkit.cli import app, exit_on_failures
+from wmhkit.cli._compute import compute_arguments, memory_limit_option, scheduler_option, workers_option
 
 
 @app.command("prepare")
@@ -27,6 +28,9 @@ def prepare(
         "", "--fixed-shape", help="Pad/crop every scan to this shape around the brain, e.g. 192x224x192."
     ),
     qc_png: bool = typer.Option(True, "--qc-png/--no-qc-png", help="Write a brain-mask overlay PNG per scan."),
+    workers: int = workers_option(),
+    scheduler: str | None = scheduler_option(),
+    memory_limit: str = memory_limit_option(),
 ) -> None:
     """Reorient, bias-correct, brain-mask, normalise and crop every scan of MANIFEST."""
     from wmhkit.preprocess.bias import N4Settings
@@ -46,7 +50,8 @@ def prepare(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    result = prepare_manifest(manifest, out, options=options)
+    compute = compute_arguments(workers, scheduler, memory_limit)
+    result = prepare_manifest(manifest, out, options=options, **compute)
     typer.echo(f"prepared {len(result.prepared)} scan(s); manifest: {result.manifest}")
     exit_on_failures(result.failures, out / "failures.tsv")
 

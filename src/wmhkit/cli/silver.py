@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from wmhkit.cli import app, exit_on_failures
+from wmhkit.cli._compute import compute_arguments, memory_limit_option, scheduler_option, workers_option
 from wmhkit.fusion.stage import FUSION_METHODS, SilverOptions, silver_manifest
 
 
@@ -17,6 +18,9 @@ def silver(
     method: str = typer.Option("staple", "--method", help=f"Consensus rule: {'|'.join(FUSION_METHODS)}."),
     threshold: float = typer.Option(0.5, "--threshold", help="Silver mask = consensus probability > threshold."),
     methods: str = typer.Option("", "--methods", help="Comma-separated bronze methods to fuse (default: all present)."),
+    workers: int = workers_option(),
+    scheduler: str | None = scheduler_option(),
+    memory_limit: str = memory_limit_option(),
 ) -> None:
     """Fuse the bronze masks of every scan of MANIFEST into a silver mask and probability map."""
     try:
@@ -26,7 +30,8 @@ def silver(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    result = silver_manifest(manifest, out, options=options)
+    compute = compute_arguments(workers, scheduler, memory_limit)
+    result = silver_manifest(manifest, out, options=options, **compute)
     typer.echo(f"silver masks for {len(result.scans)} scan(s); manifest: {result.manifest}")
     if not result.raters.empty:
         summary = result.raters.groupby("method")[["sensitivity", "specificity"]].mean()

@@ -23,6 +23,10 @@ column: everything then happens on the native grid.
 of it (the manifest is replaced by the updated one when it is the same file).
 Failed scans get an empty ``silver`` cell, a row in ``OUT/failures.tsv`` and a
 traceback in ``OUT/crashes/<scan_id>.txt``; the others complete.
+
+Scans run as tasks on :mod:`wmhkit.cohort.runner` (in-process, or Dask workers);
+each finished scan gets a completion record (``OUT/records/silver/<scan_id>.json``)
+and is not recomputed by a rerun with the same inputs, settings and versions.
 """
 
 from __future__ import annotations
@@ -30,21 +34,18 @@ from __future__ import annotations
 import logging
 import math
 import os
-import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from wmhkit.bronze.stage import (
-    MethodFailure,
-    check_output_folder,
-    one_line,
-    rebased_row,
-    write_failures,
-)
+from wmhkit.bronze.stage import check_output_folder, rebased_row
+from wmhkit.cohort.failures import ScanFailure, write_crash_file, write_failures
+from wmhkit.cohort.lock import output_lock
+from wmhkit.cohort.records import commit_record, completed_result, discard_record, expected_record, record_path
+from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT, ComputeOptions, run_tasks
 from wmhkit.errors import GeometryError, InputError, MaskError
 from wmhkit.fusion.majority import majority_vote
 from wmhkit.fusion.staple import MAX_ITERATIONS, THRESHOLD, ConsensusResult, staple
@@ -92,6 +93,11 @@ class SilverOptions:
         if not 0.0 <= self.threshold < 1.0:
             raise ValueError(f"threshold must be in [0, 1), got {self.threshold}")
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form for completion records."""
+        return {"method": self.method, "threshold": self.threshold,
+                "methods": None if self.methods is None else list(self.methods), "max_iterations": self.max_iterations}
+
 
 @dataclass(frozen=True)
 class SilverScan:
@@ -108,7 +114,7 @@ class SilverResult:
 
     manifest: Path
     scans: dict[str, SilverScan]
-    failures: list[MethodFailure]
+    failures: list[ScanFailure]
     raters: pd.DataFrame
 
 
@@ -180,56 +186,123 @@ def silver_scan(
 
 
 def silver_manifest(
-    manifest: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, options: SilverOptions = SilverOptions()
+    manifest: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    options: SilverOptions = SilverOptions(),
+    workers: int = 1,
+    scheduler: str | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> SilverResult:
     """Run the silver stage over every scan of ``manifest`` (see the module docstring).
+
+    ``workers``, ``scheduler`` and ``memory_limit`` say where the scans run
+    (:class:`wmhkit.cohort.runner.ComputeOptions`); the outputs do not depend on them.
 
     Raises
     ------
     OutputError
-        When ``out_dir`` is not the manifest's folder or a parent of it.
+        When ``out_dir`` is not the manifest's folder or a parent of it, or another run holds its lock.
     ManifestError
         For an unreadable manifest, or one without any ``bronze_<method>`` column.
     """
+    compute = ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit)
     table = read_manifest(manifest)
     out_dir = Path(out_dir)
     check_output_folder(table, out_dir)
     columns = _bronze_columns(table, options.methods)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    scans: dict[str, SilverScan] = {}
-    failures: list[MethodFailure] = []
-    rows, rater_rows = [], []
-    for row in table.rows():
-        scan_id = table.scan_id(row)
-        crash_file = resolve_output(out_dir, f"crashes/{scan_id}.txt")
-        new_row = rebased_row(row, table.root, out_dir)
-        bronze = {c[len("bronze_"):]: table.path(row, c) for c in columns if row.get(c, "")}
-        try:
-            result = silver_scan(bronze, resolve_output(out_dir, scan_id), brain_mask=_brain_mask(table, row),
-                                 flair=table.path(row, "flair"), options=options)
-        except Exception as exc:  # one bad scan must not stop the cohort; recorded below
-            log.error("%s: silver failed: %s", scan_id, exc)
-            write_text_atomic(crash_file, "".join(traceback.format_exception(exc)))
-            failures.append(MethodFailure(row["subject"], row.get("session", ""), options.method, one_line(exc), crash_file))
-            new_row["silver"] = ""
+    with output_lock(out_dir, step="silver"):
+        jobs = [(table.scan_id(row), _silver_job(table, row, columns, out_dir, options)) for row in table.rows()]
+        done = {o.key: o for o in run_tasks(silver_task, jobs, compute, step="silver")}
+        scans: dict[str, SilverScan] = {}
+        failures: list[ScanFailure] = []
+        rows, rater_rows = [], []
+        for row in table.rows():
+            scan_id = table.scan_id(row)
+            crash_file = resolve_output(out_dir, f"crashes/{scan_id}.txt")
+            new_row = rebased_row(row, table.root, out_dir)
+            outcome = done[scan_id]
+            if outcome.failure is not None:
+                log.error("%s: silver failed: %s", scan_id, outcome.failure.error)
+                write_crash_file(crash_file, {options.method: outcome.failure})
+                failures.append(ScanFailure(row["subject"], row.get("session", ""), outcome.failure.error, crash_file,
+                                            method=options.method))
+                new_row["silver"] = ""
+                rows.append(new_row)
+                continue
+            crash_file.unlink(missing_ok=True)
+            result = outcome.value
+            scans[scan_id] = result
+            new_row["silver"] = relative_path(result.mask, out_dir)
+            new_row["silver_prob"] = relative_path(result.probability, out_dir)
+            for name, (sensitivity, specificity) in result.raters.items():
+                rater_rows.append({"subject": row["subject"], "session": row.get("session", ""), "method": name,
+                                   "sensitivity": sensitivity, "specificity": specificity})
             rows.append(new_row)
-            continue
-        crash_file.unlink(missing_ok=True)
-        scans[scan_id] = result
-        new_row["silver"] = relative_path(result.mask, out_dir)
-        new_row["silver_prob"] = relative_path(result.probability, out_dir)
-        for name, (sensitivity, specificity) in result.raters.items():
-            rater_rows.append({"subject": row["subject"], "session": row.get("session", ""), "method": name,
-                               "sensitivity": sensitivity, "specificity": specificity})
-        rows.append(new_row)
-    write_failures(failures, out_dir)
-    raters = pd.DataFrame(rater_rows, columns=["subject", "session", "method", "sensitivity", "specificity"])
-    _write_table(raters, out_dir / "raters.tsv")
-    _write_table(summarise_raters(raters), out_dir / "raters_summary.tsv")
-    all_columns = list(table.table.columns) + [c for c in ("silver", "silver_prob") if c not in table.table.columns]
-    path = write_manifest(pd.DataFrame(rows, columns=all_columns).fillna(""), out_dir / "manifest.tsv")
+        write_failures(failures, out_dir / "failures.tsv", with_method=True)
+        raters = pd.DataFrame(rater_rows, columns=["subject", "session", "method", "sensitivity", "specificity"])
+        _write_table(raters, out_dir / "raters.tsv")
+        _write_table(summarise_raters(raters), out_dir / "raters_summary.tsv")
+        all_columns = list(table.table.columns) + [c for c in ("silver", "silver_prob") if c not in table.table.columns]
+        path = write_manifest(pd.DataFrame(rows, columns=all_columns).fillna(""), out_dir / "manifest.tsv")
     log.info("silver: %d of %d scan(s); manifest %s", len(scans), len(rows), path)
     return SilverResult(path, scans, failures, raters)
+
+
+@dataclass(frozen=True)
+class SilverJob:
+    """One scan of a manifest run: what :func:`silver_task` needs (picklable, small)."""
+
+    out_dir: Path
+    scan_id: str
+    bronze: dict[str, Path]
+    brain_mask: Path | None
+    flair: Path
+    options: SilverOptions
+
+
+def silver_task(job: SilverJob) -> SilverScan:
+    """The silver consensus of one scan of a manifest run into ``out_dir/<scan_id>``, or that of an
+    earlier run when its completion record is complete; the record is committed after the outputs."""
+    if job.brain_mask is None:
+        raise InputError(job.flair, "the scan has no brain mask",
+                         "run wmhkit prepare (or bronze), or fill the brain_mask column")
+    record = record_path(job.out_dir, "silver", job.scan_id)
+    inputs = {f"bronze_{name}": path for name, path in job.bronze.items()}
+    inputs |= {"brain_mask": job.brain_mask, "flair": job.flair}
+    expected = expected_record(record, step="silver", inputs=inputs, parameters=job.options.to_dict())
+    stored = completed_result(record, expected)
+    if stored is not None:
+        log.info("%s: silver outputs are up to date, not recomputed", job.scan_id)
+        raters = {name: (_from_json(s), _from_json(p)) for name, (s, p) in stored["raters"].items()}
+        return SilverScan(resolve_output(job.out_dir, stored["mask"]),
+                          resolve_output(job.out_dir, stored["probability"]), raters)
+    discard_record(record)
+    result = silver_scan(job.bronze, resolve_output(job.out_dir, job.scan_id), brain_mask=job.brain_mask,
+                         flair=job.flair, options=job.options)
+    written = [result.mask, result.probability, sidecar_path(result.mask), sidecar_path(result.probability)]
+    summary = {"mask": relative_path(result.mask, job.out_dir),
+               "probability": relative_path(result.probability, job.out_dir),
+               "raters": {name: [_to_json(s), _to_json(p)] for name, (s, p) in result.raters.items()}}
+    commit_record(record, expected, written, summary)
+    return result
+
+
+def _silver_job(table: Manifest, row: Mapping[str, str], columns: Sequence[str], out_dir: Path,
+                options: SilverOptions) -> SilverJob:
+    row = dict(row)
+    bronze = {c[len("bronze_"):]: table.path(row, c) for c in columns if row.get(c, "")}
+    return SilverJob(out_dir, table.scan_id(row), bronze, table.path(row, "brain_mask"), table.path(row, "flair"),
+                     options)
+
+
+def _to_json(value: float) -> float | None:
+    """A rater statistic for JSON: NaN (undefined) as None, else the exact float."""
+    return None if math.isnan(value) else float(value)
+
+
+def _from_json(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 def summarise_raters(raters: pd.DataFrame) -> pd.DataFrame:
@@ -256,14 +329,6 @@ def _bronze_columns(table: Manifest, methods: Sequence[str] | None) -> list[str]
     if not present:
         raise InputError(table.source, "the manifest has no bronze_<method> column", "run wmhkit bronze first")
     return present
-
-
-def _brain_mask(table: Manifest, row: dict[str, str]) -> Path:
-    path = table.path(row, "brain_mask")
-    if path is None:
-        raise InputError(table.path(row, "flair"), "the scan has no brain mask",
-                         "run wmhkit prepare (or bronze), or fill the brain_mask column")
-    return path
 
 
 def _geometry(flair: Path) -> NativeGeometry | None:

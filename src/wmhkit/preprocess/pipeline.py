@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,12 +42,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from wmhkit.cohort.failures import ErrorReport, ScanFailure, write_crash_file, write_failures
+from wmhkit.cohort.lock import output_lock
+from wmhkit.cohort.records import commit_record, completed_result, discard_record, expected_record, record_path
+from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT, ComputeOptions, TaskOutcome, run_tasks
 from wmhkit.errors import ManifestError, MaskError, OutputError
-from wmhkit.io.atomic import resolve_output, write_text_atomic
+from wmhkit.io.atomic import resolve_output
 from wmhkit.io.image import Image, check_same_grid
 from wmhkit.io.manifest import Manifest, is_path_column, read_manifest, relative_path, write_manifest
 from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
-from wmhkit.io.provenance import write_sidecar
+from wmhkit.io.provenance import sidecar_path, write_sidecar
 from wmhkit.preprocess.bias import N4Settings, n4_bias_correct
 from wmhkit.preprocess.brain_mask import compute_brain_mask
 from wmhkit.preprocess.crop import brain_box, crop, fixed_shape_box
@@ -67,6 +70,8 @@ GOLD_LABELS: tuple[int, ...] = (0, 1, 2)
 BINARY_LABELS: tuple[int, ...] = (0, 1)
 #: Manifest cells read as "true" in the ``fat_suppressed`` column.
 _TRUE_CELLS = frozenset({"1", "true", "yes", "y"})
+#: Brain-mask overlay written per scan (``PrepareOptions.qc_png``).
+QC_PNG = "qc_brain_mask.png"
 
 
 @dataclass(frozen=True)
@@ -161,16 +166,6 @@ class PreparedScan:
     geometry: NativeGeometry
     brain_mask_source: str
     anisotropic: bool
-
-
-@dataclass(frozen=True)
-class ScanFailure:
-    """A scan that could not be prepared: its IDs, the one-line error and the crash file."""
-
-    subject: str
-    session: str
-    error: str
-    crash_file: Path
 
 
 @dataclass(frozen=True)
@@ -289,12 +284,18 @@ def prepare_scan(
     for path in outputs.values():
         write_sidecar(path, step="prepare", inputs=inputs, parameters=parameters, extra=extra)
     if options.qc_png:
-        save_overlay_png(cropped["flair"], out_dir / "qc_brain_mask.png", masks={"brain_mask": cropped["brain_mask"]})
+        save_overlay_png(cropped["flair"], out_dir / QC_PNG, masks={"brain_mask": cropped["brain_mask"]})
     return PreparedScan(outputs, geometry, extra["brain_mask_source"], anisotropic)
 
 
 def prepare_manifest(
-    manifest: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, options: PrepareOptions = PrepareOptions()
+    manifest: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    options: PrepareOptions = PrepareOptions(),
+    workers: int = 1,
+    scheduler: str | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> PrepareResult:
     """Prepare every scan of ``manifest`` into ``out_dir`` and write ``out_dir/manifest.tsv``.
 
@@ -308,6 +309,13 @@ def prepare_manifest(
     cell, ``options.dataset_normalisation[dataset]``, ``minmax`` when its
     ``fat_suppressed`` cell is true, else ``options.normalisation``.
 
+    Scans run as tasks (:func:`wmhkit.cohort.runner.run_tasks`): in-process, or on
+    ``workers`` local Dask worker processes of ``memory_limit`` each, or on the Dask
+    ``scheduler``; the outputs are the same. A scan whose completion record
+    (``out_dir/records/prepare/<scan_id>.json``) matches its inputs, settings and
+    versions, with intact outputs, is not recomputed. ``out_dir`` is locked for the
+    duration of the run.
+
     Returns
     -------
     PrepareResult
@@ -316,10 +324,14 @@ def prepare_manifest(
     Raises
     ------
     OutputError
-        When ``out_dir`` is the manifest's folder (inputs would be overwritten).
+        When ``out_dir`` is the manifest's folder (inputs would be overwritten), or
+        another run holds its lock.
     ManifestError
-        For an unreadable manifest or an unknown normalisation cell.
+        For an unreadable manifest.
+    ValueError
+        For invalid ``workers`` or ``memory_limit``.
     """
+    compute = ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit)
     table = read_manifest(manifest)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -328,36 +340,89 @@ def prepare_manifest(
         raise OutputError(
             f"output folder {out_dir} is the input manifest's folder; choose another folder so inputs stay untouched"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    prepared: dict[str, PreparedScan] = {}
-    failures: list[ScanFailure] = []
-    rows: list[dict[str, str]] = []
-    for index, row in enumerate(table.rows(), start=1):
-        scan_id = table.scan_id(row)
-        crash_file = resolve_output(out_dir, f"crashes/{scan_id}.txt")
-        try:
-            method = row_normalisation(table, row, index, options)
-            result = prepare_scan(
-                table.path(row, "flair"),
-                resolve_output(out_dir, scan_id),
-                t1=table.path(row, "t1"),
-                brain_mask=table.path(row, "brain_mask"),
-                labels=_row_labels(table, row),
-                normalisation=method,
-                options=options,
-            )
-        except Exception as exc:  # one bad scan must not stop the cohort; recorded below
-            log.error("%s: %s", scan_id, exc)
-            write_text_atomic(crash_file, "".join(traceback.format_exception(exc)))
-            failures.append(ScanFailure(row["subject"], row.get("session", ""), _one_line(exc), crash_file))
-            continue
-        crash_file.unlink(missing_ok=True)
-        prepared[scan_id] = result
-        rows.append(_prepared_row(table, row, result, out_dir))
-    _write_failures(failures, out_dir)
-    manifest_path = write_manifest(_prepared_table(table, rows), out_dir / "manifest.tsv")
+    with output_lock(out_dir, step="prepare"):
+        jobs, early = [], {}
+        for index, row in enumerate(table.rows(), start=1):
+            scan_id = table.scan_id(row)
+            try:
+                jobs.append((scan_id, _prepare_job(table, row, index, out_dir, options)))
+            except Exception as exc:  # e.g. an unknown normalisation cell: that scan fails, the others run
+                early[scan_id] = TaskOutcome(scan_id, failure=ErrorReport.from_exception(exc))
+        done = {o.key: o for o in run_tasks(prepare_task, jobs, compute, step="prepare")} | early
+        prepared: dict[str, PreparedScan] = {}
+        failures: list[ScanFailure] = []
+        rows: list[dict[str, str]] = []
+        for row in table.rows():
+            scan_id = table.scan_id(row)
+            outcome = done[scan_id]
+            crash_file = resolve_output(out_dir, f"crashes/{scan_id}.txt")
+            if outcome.failure is not None:
+                log.error("%s: %s", scan_id, outcome.failure.error)
+                write_crash_file(crash_file, {"prepare": outcome.failure})
+                failures.append(ScanFailure(row["subject"], row.get("session", ""), outcome.failure.error, crash_file))
+                continue
+            crash_file.unlink(missing_ok=True)
+            prepared[scan_id] = outcome.value
+            rows.append(_prepared_row(table, row, outcome.value, out_dir))
+        write_failures(failures, out_dir / "failures.tsv")
+        manifest_path = write_manifest(_prepared_table(table, rows), out_dir / "manifest.tsv")
     log.info("prepared %d of %d scans into %s", len(prepared), len(table), out_dir)
     return PrepareResult(manifest_path, prepared, failures)
+
+
+@dataclass(frozen=True)
+class PrepareJob:
+    """One scan of a manifest run: what :func:`prepare_task` needs (picklable, small)."""
+
+    out_dir: Path
+    scan_id: str
+    flair: Path
+    t1: Path | None
+    brain_mask: Path | None
+    labels: dict[str, Path]
+    normalisation: str
+    options: PrepareOptions
+
+
+def prepare_task(job: PrepareJob) -> PreparedScan:
+    """Prepare one scan of a manifest run into ``out_dir/<scan_id>``, or reuse its outputs when
+    its completion record is complete (:mod:`wmhkit.cohort.records`); commit the record after."""
+    record = record_path(job.out_dir, "prepare", job.scan_id)
+    inputs = {"flair": job.flair, "t1": job.t1, "brain_mask": job.brain_mask, **job.labels}
+    parameters = job.options.to_dict() | {"normalisation": job.normalisation}
+    expected = expected_record(record, step="prepare", inputs=inputs, parameters=parameters)
+    stored = completed_result(record, expected)
+    if stored is not None:
+        log.info("%s: prepared outputs are up to date, not recomputed", job.scan_id)
+        return _scan_from_record(stored, job.out_dir)
+    discard_record(record)
+    scan_dir = resolve_output(job.out_dir, job.scan_id)
+    result = prepare_scan(job.flair, scan_dir, t1=job.t1, brain_mask=job.brain_mask, labels=job.labels,
+                          normalisation=job.normalisation, options=job.options)
+    written = [*result.outputs.values(), *(sidecar_path(p) for p in result.outputs.values())]
+    if job.options.qc_png:
+        written.append(scan_dir / QC_PNG)
+    commit_record(record, expected, written, _scan_to_record(result, job.out_dir))
+    return result
+
+
+def _prepare_job(table: Manifest, row: Mapping[str, str], index: int, out_dir: Path,
+                 options: PrepareOptions) -> PrepareJob:
+    return PrepareJob(out_dir, table.scan_id(dict(row)), table.path(dict(row), "flair"), table.path(dict(row), "t1"),
+                      table.path(dict(row), "brain_mask"), _row_labels(table, row),
+                      row_normalisation(table, row, index, options), options)
+
+
+def _scan_to_record(scan: PreparedScan, out_dir: Path) -> dict[str, Any]:
+    return {"outputs": {role: relative_path(path, out_dir) for role, path in sorted(scan.outputs.items())},
+            "geometry": scan.geometry.to_dict(), "brain_mask_source": scan.brain_mask_source,
+            "anisotropic": scan.anisotropic}
+
+
+def _scan_from_record(stored: Mapping[str, Any], out_dir: Path) -> PreparedScan:
+    outputs = {role: resolve_output(out_dir, relative) for role, relative in stored["outputs"].items()}
+    return PreparedScan(outputs, NativeGeometry.from_dict(stored["geometry"]), stored["brain_mask_source"],
+                        bool(stored["anisotropic"]))
 
 
 def _load_label(path: Path, flair: Image, allowed: tuple[int, ...]) -> Image:
@@ -438,14 +503,3 @@ def _prepared_table(table: Manifest, rows: list[dict[str, str]]) -> pd.DataFrame
         if column not in columns:
             columns.append(column)
     return pd.DataFrame([{c: row.get(c, "") for c in columns} for row in rows], columns=columns, dtype=str)
-
-
-def _write_failures(failures: list[ScanFailure], out_dir: Path) -> None:
-    lines = ["subject\tsession\terror"]
-    lines += [f"{f.subject}\t{f.session}\t{f.error}" for f in failures]
-    write_text_atomic(out_dir / "failures.tsv", "\n".join(lines) + "\n")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {text}"

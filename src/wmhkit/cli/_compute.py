@@ -1,0 +1,39 @@
+"""Options shared by the cohort commands (prepare, bronze, silver, predict): where the per-scan work runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT
+
+
+def workers_option() -> Any:
+    """``--workers N``: 1 runs in-process; N > 1 starts a local Dask cluster of N worker processes."""
+    return typer.Option(1, "--workers", min=1,
+                        help="Worker processes: 1 runs in this process; N > 1 starts a local Dask cluster.")
+
+
+def scheduler_option() -> Any:
+    """``--scheduler ADDRESS``: run on an existing Dask scheduler (e.g. a dask-jobqueue SLURM cluster)."""
+    return typer.Option(None, "--scheduler",
+                        help="Address of a running Dask scheduler (tcp://host:8786); overrides --workers.")
+
+
+def memory_limit_option() -> Any:
+    """``--memory-limit``: memory limit of each local worker process."""
+    return typer.Option(DEFAULT_MEMORY_LIMIT, "--memory-limit",
+                        help="Memory limit per local worker, e.g. 4GiB, 6GB or auto (RAM / workers); a worker "
+                             "exceeding it is restarted and its scan fails.")
+
+
+def compute_arguments(workers: int, scheduler: str | None, memory_limit: str) -> dict[str, Any]:
+    """The stage functions' keyword arguments, with invalid values reported as bad CLI parameters."""
+    from wmhkit.cohort.runner import ComputeOptions
+
+    try:
+        ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    return {"workers": workers, "scheduler": scheduler, "memory_limit": memory_limit}
