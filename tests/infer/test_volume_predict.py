@@ -14,6 +14,7 @@ from wmhkit.infer.predict import predict_manifest
 from wmhkit.infer.volume import (
     class_probabilities,
     load_volume_model,
+    predict_gp_unet,
     predict_severity,
     predict_volume,
     run_box,
@@ -153,6 +154,24 @@ def test_fazekas_model_predicts_grades_not_volumes(tmp_path: Path) -> None:
     severity = predict_severity(folder, flair, brain)
     assert len(severity.probabilities) == 4 and sum(severity.probabilities) == pytest.approx(1.0)
     assert severity.grade == int(np.argmax(severity.probabilities)) and severity.attention.same_grid(flair)
+
+
+def test_one_entry_point_predicts_grades_for_fazekas_and_volumes_otherwise(tmp_path: Path) -> None:
+    flair, brain = _scan(3)
+    fazekas = predict_gp_unet(_model_folder(tmp_path / "f", labels="fazekas"), flair, brain)
+    severity = predict_severity(tmp_path / "f", flair, brain)
+    assert fazekas.weak and fazekas.volume_ml is None and fazekas.segmentation is None
+    assert fazekas.grade == severity.grade and fazekas.probabilities == severity.probabilities
+    np.testing.assert_array_equal(fazekas.voxel_map.array, severity.attention.array)
+    volume = predict_gp_unet(_model_folder(tmp_path / "v", bias=0.4), flair, brain)
+    volume_ml, attention, segmentation = predict_volume(tmp_path / "v", flair, brain)
+    assert volume.grade is None and volume.volume_ml == volume_ml and volume.weak
+    np.testing.assert_array_equal(volume.segmentation.array, segmentation.array)
+    np.testing.assert_array_equal(volume.voxel_map.array, attention.array)
+    bins = predict_gp_unet(_model_folder(tmp_path / "b", labels="volume_bins", task="classification"), flair, brain)
+    assert bins.grade == int(np.argmax(bins.probabilities)) and bins.volume_ml is not None
+    twin = predict_gp_unet(_model_folder(tmp_path / "g", labels="gold", bias=0.0), flair, brain)
+    assert not twin.weak and twin.grade is None and twin.voxel_map.array.max() <= 1.0
 
 
 @pytest.mark.parametrize("output, task", [(np.array([2.0, 0.5, -1.0]), "ordinal"), (np.array([3.0, -2.0, 0.5]),

@@ -118,3 +118,19 @@ def test_bad_specs_are_rejected(spec: dict[str, object], message: str) -> None:
 def test_input_sizes_must_fit_the_pooling() -> None:
     with pytest.raises(ValueError, match="multiples of 4"):
         _network()(torch.zeros(1, 1, 8, 8, 6))
+
+
+def test_he_initialisation_keeps_the_activations_alive_through_the_trunk() -> None:
+    # with PyTorch's default conv initialisation the last features of a 3-level trunk have a std of ~0.02
+    # for unit-scale input, small enough that Adam's first bias steps switch every ReLU off
+    torch.manual_seed(0)
+    network = GPUNet(base_channels=8, levels=3)
+    image = torch.rand(2, 1, 16, 16, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        features = network.features(image)
+    assert float(features.std()) > 0.1
+    for module in network.modules():
+        if isinstance(module, torch.nn.Conv3d):
+            assert float(module.bias.detach().abs().max()) == 0.0
+            fan_in = module.weight[0].numel()
+            assert float(module.weight.detach().std()) == pytest.approx((2.0 / fan_in) ** 0.5, rel=0.25)

@@ -23,6 +23,11 @@ probability map is returned in place of an attention map.
 Severity models (``labels: fazekas``) predict a grade, not a volume:
 :func:`predict_severity`.
 
+:func:`predict_gp_unet` is the one entry point for every GP-Unet kind (what
+``wmhkit predict`` calls): a :class:`GpUnetPrediction` with the volume and
+segmentation of a volume model or the twin, and the grade (with its attention
+map, but no segmentation: a grade has no volume to match) of a Fazekas model.
+
 :func:`predict_scans` runs a model over a prepared manifest and returns one row
 per scan with the reference labels, the predictions, the Dice of the
 segmentation against the gold, and ventricle, CSF and white-matter volumes (from
@@ -300,6 +305,74 @@ def predict_severity(
                               tuple(float(p) for p in probabilities), from_box(box_attention, box.affine, prepared_flair))
 
 
+@dataclass(frozen=True)
+class GpUnetPrediction:
+    """What any GP-Unet model says about one prepared scan (see :func:`predict_gp_unet`).
+
+    Attributes
+    ----------
+    labels
+        What the model was trained on: ``volume``, ``volume_bins``, ``fazekas`` or ``gold`` (the twin).
+    voxel_map
+        float32 map on the prepared grid: the attention map of a weak-label model
+        (volume, bins, Fazekas), the sigmoid probability map of the strong twin.
+    volume_ml
+        Predicted WMH volume (mL); None for a Fazekas model.
+    segmentation
+        uint8 mask on the prepared grid (volume-matched for weak models, thresholded
+        for the twin); None for a Fazekas model.
+    grade, expected_grade, probabilities
+        Most likely class, probability-weighted class and class probabilities of a
+        severity model (Fazekas grade or volume bin); None / () otherwise.
+    """
+
+    labels: str
+    voxel_map: Image
+    volume_ml: float | None = None
+    segmentation: Image | None = None
+    grade: int | None = None
+    expected_grade: float | None = None
+    probabilities: tuple[float, ...] = ()
+
+    @property
+    def weak(self) -> bool:
+        """True for a weak-label model (its voxel map is an attention map, not a probability map)."""
+        return self.labels != "gold"
+
+
+def predict_gp_unet(
+    model: VolumeModel | str | os.PathLike[str], prepared_flair: Image, brain_mask: Image
+) -> GpUnetPrediction:
+    """Run any GP-Unet model (volume, volume bins, Fazekas grade, strong twin) on one prepared scan.
+
+    Parameters
+    ----------
+    model
+        A :class:`VolumeModel` or a model folder.
+    prepared_flair, brain_mask
+        The scan as ``wmhkit prepare`` wrote it (same grid).
+
+    Returns
+    -------
+    GpUnetPrediction
+        Volume and segmentation (:func:`predict_volume`) for volume models and the twin,
+        plus the grade for volume bins; grade and attention (:func:`predict_severity`)
+        for a Fazekas model.
+    """
+    model = _as_model(model)
+    if model.labels == "fazekas":
+        severity = predict_severity(model, prepared_flair, brain_mask)
+        return GpUnetPrediction(model.labels, severity.attention, grade=severity.grade,
+                                expected_grade=severity.expected_grade, probabilities=severity.probabilities)
+    volume_ml, voxel_map, segmentation = predict_volume(model, prepared_flair, brain_mask)
+    voxel_map = voxel_map.with_array(voxel_map.array.astype(np.float32))
+    if model.labels != "volume_bins":
+        return GpUnetPrediction(model.labels, voxel_map, volume_ml, segmentation)
+    severity = predict_severity(model, prepared_flair, brain_mask)
+    return GpUnetPrediction(model.labels, voxel_map, volume_ml, segmentation, severity.grade,
+                            severity.expected_grade, severity.probabilities)
+
+
 def predict_scans(
     model: VolumeModel | str | os.PathLike[str], manifest: str | os.PathLike[str], *,
     scan_ids: Sequence[str] | None = None, splits: dict[str, str] | None = None,
@@ -334,16 +407,13 @@ def predict_scans(
         record = {"scan_id": scan_id, "subject": row["subject"], "session": row.get("session", ""),
                   "scanner": row.get("scanner", ""), "split": (splits or {}).get(scan_id, row.get("split", "")),
                   "volume_ml": _number(row.get("volume_ml", "")), "fazekas": _number(row.get("fazekas", ""))}
-        segmentation = None
-        if model.labels == "fazekas":
-            severity = predict_severity(model, flair, brain_mask)
-            record["predicted_grade"] = severity.grade
-        else:
-            volume_ml, _, segmentation = predict_volume(model, flair, brain_mask)
-            record["predicted_volume_ml"] = volume_ml
+        prediction = predict_gp_unet(model, flair, brain_mask)
+        segmentation = prediction.segmentation
+        if prediction.grade is not None:
+            record["predicted_grade"] = prediction.grade
+        if segmentation is not None:
+            record["predicted_volume_ml"] = prediction.volume_ml
             record["segmentation_ml"] = float(segmentation.array.sum()) * segmentation.voxel_volume_ml
-            if model.labels == "volume_bins":
-                record["predicted_grade"] = predict_severity(model, flair, brain_mask).grade
         gold_path = table.path(row, "gold")
         if segmentation is not None and gold_path is not None:
             gold = load_mask(gold_path, allowed_labels=(0, 1, 2)).array

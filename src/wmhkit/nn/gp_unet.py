@@ -12,6 +12,11 @@ after every one except the very last (the last decoder conv stays linear so that
 its maps can be negative and the attention map is a linear read-out), 2×2×2 max
 pooling and nearest-neighbour upsampling; the skip is concatenated before each
 pair of decoder convolutions. Channels are ``base_channels × 2^level``.
+Convolutions start from He (Kaiming-normal, fan-in) weights and zero biases:
+there is no normalisation layer, and PyTorch's default initialisation shrinks
+the activations about 2.5× per convolution, so that Adam's first steps on the
+biases switched every ReLU off and the network output one constant for all
+scans (the ICC ≈ 0 of the first CPU benchmarks).
 
 Heads (same parameter names, so a weak and a strong network from the same seed
 start from identical weights and differ only in their label type):
@@ -122,6 +127,13 @@ class GPUNet(nn.Module):
             self.decoder.append(nn.ModuleList([_conv(previous + width, width), _conv(width, width)]))
             previous = width
         self.dense = nn.Linear(widths[0], outputs)
+        for module in [*self.encoder.modules(), *self.decoder.modules()]:
+            if isinstance(module, nn.Conv3d):
+                # He initialisation: with PyTorch's default (uniform, gain 1/√3) the activations shrink
+                # ~2.5× per conv, to a std of ~0.02 after ten; Adam's first 1e-3 steps on the biases then
+                # switch every ReLU off and the network outputs one constant (measured on phantoms).
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
         if ordinal_levels is not None:
             self.cut_points = nn.Parameter(torch.arange(ordinal_levels - 1, dtype=torch.float32))
 

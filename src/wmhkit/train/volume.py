@@ -45,7 +45,8 @@ from torch.nn import functional as F
 
 import wmhkit
 from wmhkit.errors import InputError, ManifestError, OutputError
-from wmhkit.io.atomic import atomic_path, write_text_atomic
+from wmhkit.io.atomic import write_text_atomic
+from wmhkit.infer.model_folder import save_weights
 from wmhkit.io.manifest import Manifest, read_manifest
 from wmhkit.io.nifti import load_image, load_mask
 from wmhkit.io.provenance import sha256_file, sidecar_path, software_versions
@@ -456,8 +457,7 @@ def export_volume_model(
         "trained_on": trained_on,
     }
     (model_dir / "weights").mkdir(parents=True, exist_ok=True)
-    with atomic_path(model_dir / "weights" / "model.pt") as tmp:
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    save_weights(model.state_dict(), model_dir / "weights" / "model.pt")
     write_text_atomic(model_dir / "provenance.json",
                       json.dumps({**provenance, "versions": software_versions()}, indent=2, sort_keys=True) + "\n")
     write_text_atomic(model_dir / "model.yaml", yaml.safe_dump(record, sort_keys=False))
