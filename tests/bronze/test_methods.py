@@ -36,14 +36,12 @@ def test_outlier_rejects_an_isolated_periventricular_rim(toy_brain, with_t1):
     assert (pred & rim_far_from_lesions).sum() < 0.05 * toy_brain.rim.sum()
 
 
-def test_growth_grows_beyond_its_seeds(toy_brain, with_t1):
-    from dataclasses import replace
-
-    method = METHODS["growth"]
-    seeds_only = method.segment(with_t1, replace(method.parameters, max_growth_mm=0.1, kappa_grow=method.parameters.kappa_seed))
-    grown = method.run(with_t1)
-    assert grown.sum() > seeds_only.sum()
-    assert _recall(grown, toy_brain.lesions) > _recall(seeds_only, toy_brain.lesions)
+def test_lesion_surroundings_are_t1_white_matter_not_deep_grey_matter(toy_brain, with_t1):
+    surroundings = with_t1.lesion_surroundings
+    white_matter = toy_brain.brain & ~toy_brain.cortex & ~toy_brain.deep_gm & ~toy_brain.lesions & (with_t1.depth_mm > 8)
+    assert surroundings[white_matter].mean() > 0.9
+    assert surroundings[toy_brain.deep_gm].mean() < 0.05
+    assert np.array_equal(surroundings, (with_t1.t1_tissue.posteriors["wm"] > 0.5) | with_t1.ventricles)
 
 
 def test_t1hypo_needs_a_t1(toy_brain):

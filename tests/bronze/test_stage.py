@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from wmhkit.bronze.methods import DEFAULT_METHODS
 from wmhkit.bronze.stage import BronzeOptions, bronze_manifest
 from wmhkit.cli import main
 from wmhkit.errors import OutputError
@@ -48,14 +49,13 @@ def test_missing_t1_for_a_t1_method_fails_that_scan_only(copy_prepared):
     assert (work / "crashes" / "toy1.txt").is_file()
 
 
-def test_default_methods_skip_t1hypo_where_there_is_no_t1(copy_prepared):
-    table = pd.read_csv(copy_prepared, sep="\t", dtype=str, keep_default_na=False)
-    table.loc[0, "t1"] = ""
-    table.to_csv(copy_prepared, sep="\t", index=False)
-    result = bronze_manifest(copy_prepared, copy_prepared.parent, options=BronzeOptions(methods=None))
-    assert result.failures == []
-    assert set(result.scans["toy1"].outputs) == {"outlier", "growth", "tophat"}
-    assert set(result.scans["toy2"].outputs) == {"outlier", "growth", "tophat", "t1hypo"}
+def test_default_methods_are_the_three_that_help_the_consensus(copy_prepared):
+    result = bronze_manifest(copy_prepared, copy_prepared.parent)
+    assert not result.failures
+    manifest = read_manifest(result.manifest)
+    assert not {"bronze_t1hypo"} & set(manifest.table.columns)
+    for scan in ("toy1", "toy2"):  # toy2 has a T1, toy1 has none: the same three methods run
+        assert set(result.scans[scan].outputs) == set(DEFAULT_METHODS) == {"outlier", "growth", "tophat"}
 
 
 def test_output_folder_must_contain_the_prepared_data(copy_prepared, tmp_path):

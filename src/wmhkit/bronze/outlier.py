@@ -25,7 +25,9 @@ Algorithm
    surrounding shell (``shell_mm`` thick) is WM or ventricle
    (:func:`~wmhkit.bronze.tissue.keep_surrounded_clusters`). In FLAIR the cortex
    and deep GM are brighter than WM and exceed the threshold too, but they are
-   surrounded by GM and CSF, lesions by WM. Clusters whose shell is more than
+   surrounded by GM and CSF, lesions by WM. WM here is the T1 tissue model's when
+   the scan has a T1 (:attr:`~wmhkit.bronze.context.ScanContext.lesion_surroundings`):
+   the FLAIR-driven model confuses WM with lesion penumbra and deep GM. Clusters whose shell is more than
    ``max_csf_shell`` sulcal CSF (CSF posterior > 0.5 outside the ventricles) are
    cortex lining a sulcus and are dropped too.
 
@@ -85,14 +87,9 @@ def location_filter(
 ) -> np.ndarray:
     """Keep clusters surrounded by WM/ventricle (≥ ``min_wm_shell``) and not lining sulci (≤ ``max_csf_shell``)."""
     spacing = scan.spacing_mm
-    kept = keep_surrounded_clusters(clusters, surroundings(scan), spacing, shell_mm=shell_mm, min_fraction=min_wm_shell)
+    kept = keep_surrounded_clusters(clusters, scan.lesion_surroundings, spacing, shell_mm=shell_mm, min_fraction=min_wm_shell)
     sulcal_csf = (scan.tissue.posteriors["csf"] > 0.5) & ~scan.ventricles
     return keep_surrounded_clusters(kept, ~sulcal_csf, spacing, shell_mm=shell_mm, min_fraction=1.0 - max_csf_shell)
-
-
-def surroundings(scan: ScanContext) -> np.ndarray:
-    """Tissue a lesion may be surrounded by: WM (posterior > 0.5) or ventricle."""
-    return (scan.tissue.posteriors["wm"] > 0.5) | scan.ventricles
 
 
 def keep_with_rim(

@@ -13,9 +13,9 @@ mapped back exactly onto the native FLAIR grid and written as
 provenance sidecar. External tools' outputs named in ``external_<kind>`` columns
 (:mod:`wmhkit.bronze.external`) are imported as ``bronze_<kind>``.
 
-Without ``methods`` every method the scan's inputs allow runs (``t1hypo`` only
-where a T1 exists); a method named explicitly that a scan cannot run (no T1) is
-a failure of that scan and method. A T1 whose native grid differs from the
+Without ``methods`` the :data:`~wmhkit.bronze.methods.DEFAULT_METHODS` run; a
+method named explicitly that a scan cannot run (``t1hypo`` without a T1) is a
+failure of that scan and method. A T1 whose native grid differs from the
 FLAIR's is rigidly registered to the FLAIR first (``register_t1``).
 
 Output: ``OUT/manifest.tsv`` — the input rows with ``bronze_<method>`` columns
@@ -49,7 +49,7 @@ import pandas as pd
 
 from wmhkit.bronze.context import ScanContext
 from wmhkit.bronze.external import EXTERNAL_KINDS, import_external
-from wmhkit.bronze.methods import METHODS, bronze_method
+from wmhkit.bronze.methods import DEFAULT_METHODS, METHODS, bronze_method
 from wmhkit.bronze.register import register_rigid
 from wmhkit.cohort.failures import ErrorReport, ScanFailure, write_crash_file, write_failures
 from wmhkit.cohort.lock import output_lock
@@ -368,7 +368,7 @@ def is_prepared(table: Manifest) -> bool:
 def _scan_methods(requested: tuple[str, ...] | None, *, has_t1: bool) -> list[str]:
     if requested is not None:
         return list(requested)
-    return [name for name, method in METHODS.items() if has_t1 or not method.needs_t1]
+    return [name for name in DEFAULT_METHODS if has_t1 or not METHODS[name].needs_t1]
 
 
 def _t1_on_flair(

@@ -10,8 +10,8 @@ posterior probabilities. The classes are named from their means:
 * with a T1 (alone or with FLAIR): CSF < GM < WM in T1.
 
 WMH voxels are not a class of their own: they are rare, so in FLAIR they join the
-bright GM class and in T1 the dark GM class. The methods read them as deviations
-from a class (:func:`class_z_score`), not as a class.
+bright GM class and in T1 the dark GM class. The methods read them as robust
+deviations from a class's FLAIR level, not as a class.
 
 From the posteriors come the regions the methods search in (all distances in mm
 from the affine, so thick-slice scans behave like isotropic ones):
@@ -192,20 +192,6 @@ def _responsibilities(values: np.ndarray, means: np.ndarray, sds: np.ndarray, we
         log_joint = _log_joint(values[start:start + chunk], means, sds, weights)
         out[start:start + chunk] = np.exp(log_joint - np.logaddexp.reduce(log_joint, axis=1)[:, None])
     return out
-
-
-def class_z_score(intensity: np.ndarray, tissue: TissueModel, feature: str, classes: tuple[str, ...]) -> np.ndarray:
-    """Posterior-weighted deviation of ``intensity`` from each class: Σ_k P(k) (I − μ_k) / σ_k.
-
-    This is the "lesion belief" of the lesion-growth method: how far a voxel's
-    ``feature`` lies above (positive) the tissue it most likely belongs to, in
-    that tissue's standard deviations. float32 ``(X, Y, Z)``, 0 outside the brain.
-    """
-    belief = np.zeros(intensity.shape, np.float32)
-    for name in classes:
-        z = (intensity - tissue.mean(name, feature)) / tissue.sd(name, feature)
-        belief += tissue.posteriors[name] * z.astype(np.float32)
-    return belief
 
 
 def brain_depth_mm(brain_mask: np.ndarray, spacing_mm: tuple[float, float, float]) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from wmhkit.bronze.methods import METHODS
+from wmhkit.bronze.methods import DEFAULT_METHODS, METHODS
 from wmhkit.bronze.stage import REGISTER_CHOICES, BronzeOptions, bronze_manifest
 from wmhkit.cli import app, exit_on_failures
 from wmhkit.cli._compute import compute_arguments, memory_limit_option, scheduler_option, workers_option
@@ -17,7 +17,7 @@ def bronze(
     manifest: Path = typer.Argument(..., help="Prepared manifest (wmhkit prepare), or a raw one (prepared into DIR/prepared)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: the prepared manifest's folder or a parent of it."),
     methods: str = typer.Option(
-        "", "--methods", help=f"Comma-separated methods among {', '.join(METHODS)} (default: all a scan allows)."
+        "", "--methods", help=f"Comma-separated methods among {', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)})."
     ),
     lst_threshold: float = typer.Option(0.5, "--lst-threshold", help="Threshold on LST ples_* maps (external_lst)."),
     bianca_threshold: float = typer.Option(0.9, "--bianca-threshold", help="Threshold on BIANCA maps (external_bianca)."),
