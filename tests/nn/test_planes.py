@@ -73,3 +73,16 @@ def test_brain_bounding_box_and_bad_arguments() -> None:
         predict_plane(network, np.zeros((1, 5, 6, 7), np.float32), brain, "oblique", size_multiple=16)
     with pytest.raises(ValueError, match=r"\(C, X, Y, Z\)"):
         predict_plane(network, np.zeros((5, 6, 7), np.float32), brain, "axial", size_multiple=16)
+
+
+def test_bfloat16_precision_stays_close_to_float32_and_bad_precisions_are_refused() -> None:
+    torch.manual_seed(0)
+    network = VGG16UNet(width=1 / 16).eval()
+    flair = np.random.default_rng(6).random((16, 20, 4)).astype(np.float32)
+    brain = np.ones(flair.shape, bool)
+    full = predict_plane(network, flair[None], brain, "coronal", size_multiple=DOWNSAMPLING)
+    half = predict_plane(network, flair[None], brain, "coronal", size_multiple=DOWNSAMPLING, precision="bfloat16")
+    assert half.dtype == np.float32
+    assert 0 < np.abs(half - full).max() < 2e-2
+    with pytest.raises(ValueError, match="precision"):
+        predict_plane(network, flair[None], brain, "axial", size_multiple=16, precision="float16")

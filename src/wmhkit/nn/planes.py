@@ -5,11 +5,22 @@ to the brain's bounding box (outside it, prepared images are zero, so nothing is
 lost); the box is cut into slices along the plane's axis with
 :func:`~wmhkit.preprocess.patches.slices_along` (the slicing training uses), each
 slice zero-padded symmetrically to a multiple of the network's downsampling,
-batched through the network under ``torch.inference_mode``, passed through the
-sigmoid, cropped back and stacked. Voxels outside the brain mask get probability 0.
+batched through the network under ``torch.inference_mode`` in channels-last
+memory format (optionally in bfloat16 autocast), passed through the sigmoid,
+cropped back and stacked. Voxels outside the brain mask get probability 0.
+
+Speed (CPU with AVX-512 bfloat16 instructions, one thread, 1 mm brain box):
+channels-last weights and inputs make the full-width VGG16 U-Net ~1.2× faster
+with the same output (float32 rounding); ``precision="bfloat16"`` another ~2×,
+with probabilities within ~1e-2 of float32. Cutting each slice to its own
+brain's bounding box was tried and dropped: the middle slices fill the box, the
+~20–30 distinct input shapes per plane each pay oneDNN's set-up, and the zero
+padding at the cut changed the masks (Dice 0.95 against the whole-box slices).
 """
 
 from __future__ import annotations
+
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -19,6 +30,8 @@ from torch.nn import functional as F
 from wmhkit.preprocess.patches import PLANE_AXIS, Plane, slices_along
 
 DEFAULT_BATCH_SIZE = 8
+#: Arithmetic of the forward pass: float32, or bfloat16 autocast (weights stay float32).
+PRECISIONS: tuple[str, ...] = ("float32", "bfloat16")
 
 
 def brain_bounding_box(brain_mask: np.ndarray) -> tuple[slice, slice, slice]:
@@ -53,6 +66,7 @@ def predict_plane(
     size_multiple: int,
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: torch.device | str = "cpu",
+    precision: str = "float32",
 ) -> np.ndarray:
     """WMH probability of every voxel from one plane's network.
 
@@ -60,6 +74,8 @@ def predict_plane(
     ----------
     network
         2D network mapping ``(N, C, H, W)`` to logits ``(N, 1, H, W)`` (eval mode).
+        Inputs are given in ``torch.channels_last`` memory format; convert the
+        network too (``network.to(memory_format=torch.channels_last)``) for speed.
     channels
         Prepared input images stacked as ``(C, X, Y, Z)`` in canonical RAS+ order.
     brain_mask
@@ -69,9 +85,12 @@ def predict_plane(
     size_multiple
         Slices are zero-padded so that height and width are multiples of this.
     batch_size
-        Slices per forward pass.
+        Slices per forward pass (outputs do not depend on it).
     device
         Where ``network`` lives.
+    precision
+        ``"float32"``, or ``"bfloat16"`` autocast: about twice as fast on CPUs with
+        bfloat16 instructions, probabilities within ~1e-2 of float32.
 
     Returns
     -------
@@ -84,6 +103,8 @@ def predict_plane(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if plane not in PLANE_AXIS:
         raise ValueError(f"plane must be one of {sorted(PLANE_AXIS)}, got {plane!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
     brain = brain_mask.astype(bool)
     box = brain_bounding_box(brain)
     boxed = np.ascontiguousarray(channels[(slice(None), *box)], dtype=np.float32)
@@ -92,13 +113,15 @@ def predict_plane(
     height, width = stack.shape[2:]
     pad_h, pad_w = _padding(height, size_multiple), _padding(width, size_multiple)
     probabilities = np.empty((stack.shape[0], height, width), dtype=np.float32)
-    with torch.inference_mode():
+    device = torch.device(device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bfloat16" else nullcontext()
+    with torch.inference_mode(), autocast:
         for start in range(0, stack.shape[0], batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(stack[start : start + batch_size])).to(device)
-            batch = F.pad(batch, (*pad_w, *pad_h))
+            batch = F.pad(batch, (*pad_w, *pad_h)).contiguous(memory_format=torch.channels_last)
             logits = network(batch)[:, 0]
             cropped = logits[:, pad_h[0] : pad_h[0] + height, pad_w[0] : pad_w[0] + width]
-            probabilities[start : start + batch_size] = torch.sigmoid(cropped).float().cpu().numpy()
+            probabilities[start : start + batch_size] = torch.sigmoid(cropped.float()).cpu().numpy()
     wmh_prob = np.zeros(brain.shape, dtype=np.float32)
     wmh_prob[box] = np.moveaxis(probabilities, 0, PLANE_AXIS[plane])
     wmh_prob[~brain] = 0.0
