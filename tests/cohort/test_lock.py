@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 
 import pytest
@@ -70,3 +71,17 @@ def test_taking_the_lock_removes_what_a_killed_writer_left_half_written(tmp_path
     with output_lock(tmp_path, step="predict"):
         assert not half_written.exists()
         assert finished.read_bytes() == b"complete"
+
+
+def test_sigterm_unwinds_a_cli_run_so_its_lock_is_released(tmp_path):
+    from wmhkit.cli import _exit_cleanly_on_sigterm
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        _exit_cleanly_on_sigterm()
+        with pytest.raises(SystemExit) as stopped, output_lock(tmp_path, step="predict"):
+            os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert not (tmp_path / LOCK_NAME).exists()

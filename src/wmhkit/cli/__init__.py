@@ -10,7 +10,9 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -104,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with exit code 2, never as a traceback.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    _exit_cleanly_on_sigterm()
     try:
         # Standalone mode: click prints usage errors itself and ends every run with SystemExit.
         app(args=args, prog_name="wmhkit", standalone_mode=True)
@@ -115,3 +118,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(exc.code or 0)
         return 1
     return 0
+
+
+def _raise_system_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM (``kill``, a scheduler's time limit) into ``SystemExit``.
+
+    Python's default for SIGTERM ends the process at once; as an exception it
+    unwinds instead, so the output lock is released and temporary files are
+    removed, exactly as after Ctrl-C. Only the main thread can install handlers.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_system_exit)
