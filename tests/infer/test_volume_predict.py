@@ -1,4 +1,5 @@
-"""GP-Unet prediction: volume-matched segmentation, the attention-map identity, the twin, severity, native outputs."""
+"""GP-Unet prediction: volume-matched segmentation, the attention-map identity, the twin, severity, native outputs,
+and ``wmhkit predict`` with a Fazekas-grade model."""
 
 from __future__ import annotations
 
@@ -9,22 +10,32 @@ import pandas as pd
 import pytest
 import torch
 
+from wmhkit.cohort.records import record_path
 from wmhkit.errors import InputError
-from wmhkit.infer.predict import predict_manifest
+from wmhkit.infer.predict import CSV_COLUMNS, predict_manifest
 from wmhkit.infer.volume import (
     class_probabilities,
     load_volume_model,
     predict_gp_unet,
     predict_severity,
     predict_volume,
+    predicted_class,
     run_box,
     volume_matched_segmentation,
 )
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import write_manifest
 from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
+from wmhkit.io.provenance import sidecar_path, validate_sidecar
 from wmhkit.preprocess.pipeline import PrepareOptions
-from wmhkit.train.volume import Targets, build_model, export_volume_model
+from wmhkit.stats.tables import read_table
+from wmhkit.train.volume import (
+    Targets,
+    VolumeLoss,
+    build_model,
+    evaluate_loss,
+    export_volume_model,
+)
 from wmhkit.train.volume_config import parse_volume_config
 from wmhkit.train.volume_data import BoxSpec, box_scan
 
@@ -43,16 +54,19 @@ def _scan(seed: int = 0, affine: np.ndarray = AFFINE) -> tuple[Image, Image]:
 
 
 def _model_folder(folder: Path, labels: str = "volume", task: str | None = None, bias: float | None = None,
-                  transform: str = "log1p") -> Path:
+                  transform: str = "log1p", constant: bool = False) -> Path:
+    """Export a random-weight GP-Unet model folder; ``constant`` zeroes the dense weights (output = bias)."""
     raw = {"labels": labels, "n_bins": 3, "box": {"shape": [8, 8, 4], "spacing_mm": None},
            "network": {"base_channels": 3}, "target_transform": transform}
     if task is not None:
         raw["task"] = task
     config = parse_volume_config(raw)
     model = build_model(config, seed=7)
-    if bias is not None:
-        with torch.no_grad():
+    with torch.no_grad():
+        if bias is not None:
             model.dense.bias.fill_(bias)
+        if constant:
+            model.dense.weight.zero_()
     targets = Targets({}, (1.0, 4.0), (0.5, 2.0, 9.0)) if labels == "volume_bins" else Targets({})
     prepare = PrepareOptions(n4=False, qc_png=False).to_dict()
     return export_volume_model(folder, model, config, targets, prepare=prepare, trained_on="test", provenance={})
@@ -153,7 +167,8 @@ def test_fazekas_model_predicts_grades_not_volumes(tmp_path: Path) -> None:
         predict_volume(folder, flair, brain)
     severity = predict_severity(folder, flair, brain)
     assert len(severity.probabilities) == 4 and sum(severity.probabilities) == pytest.approx(1.0)
-    assert severity.grade == int(np.argmax(severity.probabilities)) and severity.attention.same_grid(flair)
+    output, _ = run_box(load_volume_model(folder), box_scan(flair, brain, load_volume_model(folder).box))
+    assert severity.grade == int((output > 0).sum()) and severity.attention.same_grid(flair)
 
 
 def test_one_entry_point_predicts_grades_for_fazekas_and_volumes_otherwise(tmp_path: Path) -> None:
@@ -206,3 +221,76 @@ def test_predict_writes_native_attention_and_volume_matched_mask(tmp_path: Path)
     row = pd.read_csv(result.volumes).iloc[0]
     assert abs(mask.array.sum() * mask.voxel_volume_ml - row["model_volume_ml"]) <= mask.voxel_volume_ml / 2
     assert row["wmh_ml"] == pytest.approx(mask.array.sum() * mask.voxel_volume_ml)
+
+
+def test_ordinal_grade_is_the_count_of_positive_cumulative_logits() -> None:
+    logits = np.array([[1.6, 0.6, -0.4], [2.0, -0.5, 0.3], [-1.0, -2.0, -3.0]])
+    # P(grade > j) = sigmoid(logit_j); the class probabilities of the first row peak at grade 3, not at 2
+    assert int(np.argmax(class_probabilities(logits[0], "ordinal"))) == 3
+    assert predicted_class(logits, "ordinal").tolist() == [2, 2, 0]
+    assert predicted_class(torch.from_numpy(logits), "ordinal").tolist() == [2, 2, 0]
+    assert predicted_class(np.array([[0.1, 0.7, 0.2]]), "classification").tolist() == [1]
+
+
+def test_training_and_prediction_grade_a_scan_alike(tmp_path: Path) -> None:
+    # zero dense weights: the cumulative logits are bias − cut points = 1.6 − (0, 1, 2) = (1.6, 0.6, −0.4) for any scan
+    folder = _model_folder(tmp_path / "m", labels="fazekas", bias=1.6, constant=True)
+    model = load_volume_model(folder)
+    flair, brain = _scan(6)
+    severity = predict_severity(model, flair, brain)
+    assert severity.grade == 2 and int(np.argmax(severity.probabilities)) == 3
+    config = parse_volume_config({"labels": "fazekas", "box": {"shape": [8, 8, 4], "spacing_mm": None},
+                                  "network": {"base_channels": 3}})
+    boxes = {"a": box_scan(flair, brain, model.box)}
+    for grade, accuracy in ((2, 1.0), (3, 0.0)):
+        metrics = evaluate_loss(model.network, VolumeLoss(config), boxes, Targets({"a": float(grade)}), ["a"], config,
+                                torch.device("cpu"))
+        assert metrics["val_accuracy"] == accuracy
+
+
+def test_predict_with_a_fazekas_model_writes_grade_and_native_attention(tmp_path: Path) -> None:
+    lps = AFFINE @ np.diag([-1.0, -1.0, 1.0, 1.0])
+    lps[:3, 3] = [40.0, 36.0, -10.0]
+    data = tmp_path / "data"
+    rows = []
+    for subject, seed in (("s1", 7), ("s2", 8)):
+        flair, brain = _scan(seed, lps)
+        save_image(flair.with_array(flair.array * 300.0), data / f"{subject}_flair.nii.gz")
+        save_mask(brain, data / f"{subject}_brain.nii.gz")
+        rows.append({"subject": subject, "flair": f"{subject}_flair.nii.gz", "brain_mask": f"{subject}_brain.nii.gz"})
+    manifest = write_manifest(pd.DataFrame(rows), data / "manifest.tsv")
+    out = tmp_path / "out"
+    result = predict_manifest(_model_folder(tmp_path / "m", labels="fazekas", bias=1.6, constant=True), manifest, out)
+    assert result.failures == []
+    table = read_table(result.volumes)
+    assert tuple(table.columns) == CSV_COLUMNS
+    assert table["predicted_grade"].tolist() == [2, 2]  # (1.6, 0.6, −0.4): two positive cumulative logits
+    assert result.volumes.read_text().endswith(",2\n")  # an integer cell, not 2.0
+    assert table[["wmh_ml", "icv_ml", "lesion_count", "model_volume_ml"]].isna().all().all()
+    for subject in ("s1", "s2"):
+        assert set(result.outputs[subject]) == {"attention"}
+        assert not (out / f"{subject}_wmh.nii.gz").exists() and not (out / f"{subject}_wmhprob.nii.gz").exists()
+        attention = load_image(out / f"{subject}_attention.nii.gz")
+        assert attention.shape == SHAPE and np.allclose(attention.affine, lps)
+        sidecar = validate_sidecar(sidecar_path(out / f"{subject}_attention.nii.gz"))
+        assert sidecar["volumes"]["predicted_grade"] == 2 and sidecar["volumes"]["wmh_ml"] is None
+        assert record_path(out, "predict", subject).is_file()
+    validate_sidecar(sidecar_path(result.volumes))
+    # a rerun reuses the completed records and writes the same table
+    before = result.volumes.read_bytes()
+    again = predict_manifest(tmp_path / "m", manifest, out)
+    assert again.volumes.read_bytes() == before and set(again.outputs["s1"]) == {"attention"}
+
+
+def test_volume_bins_model_fills_predicted_grade_beside_its_mask(tmp_path: Path) -> None:
+    flair, brain = _scan(4)
+    data = tmp_path / "data"
+    save_image(flair.with_array(flair.array * 300.0), data / "s1_flair.nii.gz")
+    save_mask(brain, data / "s1_brain.nii.gz")
+    manifest = write_manifest(pd.DataFrame([{"subject": "s1", "flair": "s1_flair.nii.gz",
+                                             "brain_mask": "s1_brain.nii.gz"}]), data / "manifest.tsv")
+    folder = _model_folder(tmp_path / "m", labels="volume_bins", task="classification")
+    result = predict_manifest(folder, manifest, tmp_path / "out")
+    row = read_table(result.volumes).iloc[0]
+    assert set(result.outputs["s1"]) == {"wmh", "wmh_prob", "attention"}
+    assert 0 <= row["predicted_grade"] <= 2 and row["model_volume_ml"] > 0

@@ -10,15 +10,19 @@ Per scan (``<name>`` = the manifest's ``subject[_session]`` or the input file's 
    (:mod:`wmhkit.nn.planes`), fuses the plane probabilities and thresholds
    them (:mod:`wmhkit.nn.plane_fusion`); ``volume`` (weak-label GP-Unet) and
    ``segmentation-3d`` (its strong-label twin) models are run by
-   :func:`wmhkit.infer.volume.predict_volume`;
+   :func:`wmhkit.infer.volume.predict_gp_unet`;
 3. measure the volumes on the prepared grid (:mod:`wmhkit.infer.volumes`; the
    prepared grid is the native one reoriented and cropped, so voxel volumes and
    counts are the native ones);
 4. map the maps back onto the exact native grid (:func:`~wmhkit.preprocess.geometry.to_native`)
    and write, atomically, ``OUT/<name>_wmh.nii.gz`` (uint8), ``OUT/<name>_wmhprob.nii.gz``
-   (float32) and, for volume models, ``OUT/<name>_attention.nii.gz`` (float32), each
+   (float32) and, for weak-label models, ``OUT/<name>_attention.nii.gz`` (float32), each
    with a JSON sidecar (inputs and their sha256, model hash, parameters, versions,
    device, the scan's volumes).
+
+A Fazekas-grade model (``target.labels: fazekas``) predicts a grade, not a volume:
+it writes only the attention map, its ``volumes.csv`` row has ``predicted_grade``
+and empty volume cells (there is no mask to measure).
 
 Then ``OUT/volumes.csv`` (one row per scan, sorted by subject and session, fixed
 columns :data:`CSV_COLUMNS`, formula-safe cells) and ``OUT/failures.tsv`` are
@@ -49,7 +53,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -63,7 +67,7 @@ from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT, ComputeOptions, run_tasks
 from wmhkit.errors import InputError, OutputError
 from wmhkit.nn.plane_fusion import binarise, check_fusion_rule, check_threshold, fuse_probabilities
 from wmhkit.infer.model_folder import (
-    KIND_2_5D, KIND_VOLUME, MODEL_YAML, LoadedModel, ModelSpec, load_model, model_hash, read_model_spec,
+    KIND_2_5D, MODEL_YAML, LoadedModel, ModelSpec, load_model, model_hash, read_model_spec,
     resolve_device,
 )
 from wmhkit.nn.planes import DEFAULT_BATCH_SIZE, predict_plane
@@ -77,6 +81,9 @@ from wmhkit.preprocess.geometry import to_native
 from wmhkit.preprocess.pipeline import PrepareOptions, row_normalisation, prepare_scan
 from wmhkit.stats.tables import write_csv
 
+if TYPE_CHECKING:
+    from wmhkit.infer.volume import GpUnetPrediction
+
 log = logging.getLogger(__name__)
 
 STEP = "predict"
@@ -85,7 +92,7 @@ FAILURES_TSV = "failures.tsv"
 #: Per-scan scratch folders (prepared images) inside the output folder.
 SCRATCH_PREFIX = ".prepare-"
 #: Columns of ``volumes.csv``, in order.
-CSV_COLUMNS: tuple[str, ...] = ("subject", "session", *VOLUME_COLUMNS, "model_volume_ml")
+CSV_COLUMNS: tuple[str, ...] = ("subject", "session", *VOLUME_COLUMNS, "model_volume_ml", "predicted_grade")
 #: Output file suffixes per map role.
 OUTPUT_SUFFIXES: dict[str, str] = {"wmh": "_wmh.nii.gz", "wmh_prob": "_wmhprob.nii.gz", "attention": "_attention.nii.gz"}
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -147,12 +154,17 @@ class PredictSettings:
 
 @dataclass(frozen=True)
 class ScanPrediction:
-    """Maps of one scan on its prepared grid, and the regressed volume of a volume model."""
+    """Maps of one scan on its prepared grid, and the regressed volume or grade of a GP-Unet model.
 
-    wmh_prob: Image
-    wmh: Image
+    ``wmh_prob`` and ``wmh`` are None for a model that predicts only a grade (Fazekas),
+    which gives its ``attention`` map and ``grade``.
+    """
+
+    wmh_prob: Image | None
+    wmh: Image | None
     attention: Image | None = None
     model_volume_ml: float | None = None
+    grade: int | None = None
 
 
 @dataclass(frozen=True)
@@ -452,24 +464,26 @@ def _segmenter(model_dir: Path, spec: ModelSpec, device: torch.device, parameter
         return lambda prepared: segment_2_5d(model, prepared, fusion=parameters["fusion"],
                                              threshold=parameters["threshold"], batch_size=batch_size)
     # KIND_VOLUME and KIND_3D: the GP-Unet models of wmhkit.infer.volume (imported here: it needs their network).
-    from wmhkit.infer.volume import load_volume_model, predict_volume
+    from wmhkit.infer.volume import load_volume_model, predict_gp_unet
 
     volume_model = process_cached(model_key, lambda: load_volume_model(model_dir, device=device))
-    weak = spec.kind == KIND_VOLUME
     return lambda prepared: _volume_prediction(
-        predict_volume(volume_model, prepared["flair"], prepared["brain_mask"]), weak=weak
+        predict_gp_unet(volume_model, prepared["flair"], prepared["brain_mask"])
     )
 
 
-def _volume_prediction(result: tuple[float, Image, Image], *, weak: bool) -> ScanPrediction:
-    """Outputs of :func:`wmhkit.infer.volume.predict_volume`: for a weak-label model its
-    map is an attention map (written beside the mask), for the strong twin a probability map."""
-    volume_ml, voxel_map, segmentation = result
-    wmh = segmentation.with_array((segmentation.array > 0).astype(np.uint8))
-    voxel_map = voxel_map.with_array(voxel_map.array.astype(np.float32))
-    if not weak:
+def _volume_prediction(result: GpUnetPrediction) -> ScanPrediction:
+    """Outputs of :func:`wmhkit.infer.volume.predict_gp_unet`: for a weak-label model its
+    map is an attention map (written beside the mask, or alone for a Fazekas model, which
+    has no mask), for the strong twin a probability map."""
+    voxel_map = result.voxel_map.with_array(result.voxel_map.array.astype(np.float32))
+    if result.segmentation is None:
+        return ScanPrediction(None, None, voxel_map, grade=result.grade)
+    wmh = result.segmentation.with_array((result.segmentation.array > 0).astype(np.uint8))
+    if not result.weak:
         return ScanPrediction(voxel_map, wmh)
-    return ScanPrediction(wmh.with_array(wmh.array.astype(np.float32)), wmh, voxel_map, float(volume_ml))
+    return ScanPrediction(wmh.with_array(wmh.array.astype(np.float32)), wmh, voxel_map, float(result.volume_ml),
+                          result.grade)
 
 
 def _predict_one(scan: ScanInput, segmenter: Segmenter, context: _RunContext,
@@ -496,11 +510,9 @@ def _predict_one(scan: ScanInput, segmenter: Segmenter, context: _RunContext,
         prepared["t1"] = load_image(prepared_scan.outputs["t1"])
     log.info("%s: segmenting", scan.name)
     prediction = segmenter(prepared)
-    ventricles = estimate_ventricles(prepared["flair"], prepared["brain_mask"])
-    volumes = wmh_volumes(prediction.wmh, prepared["brain_mask"], ventricles, pv_distance_mm=parameters["pv_distance_mm"])
-    row = {"subject": scan.subject, "session": scan.session, **volumes.as_row(),
-           "model_volume_ml": prediction.model_volume_ml}
-    maps = {"wmh": prediction.wmh, "wmh_prob": prediction.wmh_prob}
+    row = {"subject": scan.subject, "session": scan.session, **_mask_volumes(prediction, prepared, parameters),
+           "model_volume_ml": prediction.model_volume_ml, "predicted_grade": prediction.grade}
+    maps = {} if prediction.wmh is None else {"wmh": prediction.wmh, "wmh_prob": prediction.wmh_prob}
     if prediction.attention is not None:
         maps["attention"] = prediction.attention
     paths = {role: resolve_output(context.out_dir, scan.name + OUTPUT_SUFFIXES[role]) for role in maps}
@@ -516,10 +528,21 @@ def _predict_one(scan: ScanInput, segmenter: Segmenter, context: _RunContext,
     return paths, row
 
 
+def _mask_volumes(prediction: ScanPrediction, prepared: Mapping[str, Image],
+                  parameters: Mapping[str, Any]) -> dict[str, float | int | None]:
+    """The :data:`~wmhkit.infer.volumes.VOLUME_COLUMNS` of the predicted mask; all None without a mask."""
+    if prediction.wmh is None:
+        return dict.fromkeys(VOLUME_COLUMNS)
+    ventricles = estimate_ventricles(prepared["flair"], prepared["brain_mask"])
+    volumes = wmh_volumes(prediction.wmh, prepared["brain_mask"], ventricles, pv_distance_mm=parameters["pv_distance_mm"])
+    return volumes.as_row()
+
+
 def _write_volumes(rows: list[dict[str, Any]], out_dir: Path, context: _RunContext) -> Path:
     table = pd.DataFrame(rows, columns=list(CSV_COLUMNS))
     table = table.sort_values(["subject", "session"], kind="stable").reset_index(drop=True)
-    table["lesion_count"] = table["lesion_count"].astype("Int64")
+    for count in ("lesion_count", "predicted_grade"):
+        table[count] = table[count].astype("Int64")
     path = write_csv(table, out_dir / VOLUMES_CSV)
     write_sidecar(path, step=STEP, inputs={"model": context.model_dir / MODEL_YAML}, parameters=context.parameters,
                   extra={"model": context.model, "device": context.device})

@@ -187,6 +187,36 @@ def class_probabilities(output: np.ndarray, task: str) -> np.ndarray:
     return np.clip(cumulative[:-1] - cumulative[1:], 0.0, 1.0)
 
 
+def predicted_class(output: np.ndarray | torch.Tensor, task: str) -> np.ndarray | torch.Tensor:
+    """The class a severity network's output stands for: one rule for training metrics and prediction.
+
+    Parameters
+    ----------
+    output
+        Logits with the classes on the last axis: ``(..., K)`` class logits
+        (``classification``) or ``(..., K - 1)`` cumulative logits ``logit P(grade > j)``
+        (``ordinal``); a numpy array or a torch tensor.
+    task
+        ``classification`` or ``ordinal``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``(...)`` integer classes: the largest logit, or for ``ordinal`` the number of
+        positive cumulative logits (the ``P(grade > j) > 1/2`` the training targets
+        encode; it can differ from the argmax of :func:`class_probabilities` when the
+        logits are not monotone).
+
+    Examples
+    --------
+    >>> int(predicted_class(np.array([2.0, -0.5, 0.3]), "ordinal"))
+    2
+    >>> int(predicted_class(np.array([0.1, 0.7, 0.2]), "classification"))
+    1
+    """
+    return output.argmax(-1) if task == "classification" else (output > 0).sum(-1)
+
+
 def volume_matched_segmentation(attention: Image, brain_mask: Image, volume_ml: float) -> Image:
     """The brain voxels of highest attention whose total volume matches ``volume_ml``.
 
@@ -274,7 +304,8 @@ def predict_volume(
 
 @dataclass(frozen=True)
 class SeverityPrediction:
-    """A severity model's prediction: the most likely grade, the expected grade, class probabilities, attention."""
+    """A severity model's prediction: the grade (:func:`predicted_class`), the expected grade, class
+    probabilities, attention."""
 
     grade: int
     expected_grade: float
@@ -299,7 +330,7 @@ def predict_severity(
     box = box_scan(prepared_flair, brain_mask, model.box)
     output, attention = run_box(model, box)
     probabilities = class_probabilities(output, model.task)
-    grade = int(np.argmax(probabilities))
+    grade = int(predicted_class(output, model.task))
     box_attention = attention[0] if model.task == "ordinal" else attention[grade]
     return SeverityPrediction(grade, float(probabilities @ np.arange(probabilities.size)),
                               tuple(float(p) for p in probabilities), from_box(box_attention, box.affine, prepared_flair))
@@ -322,7 +353,7 @@ class GpUnetPrediction:
         uint8 mask on the prepared grid (volume-matched for weak models, thresholded
         for the twin); None for a Fazekas model.
     grade, expected_grade, probabilities
-        Most likely class, probability-weighted class and class probabilities of a
+        Predicted class (:func:`predicted_class`), probability-weighted class and class probabilities of a
         severity model (Fazekas grade or volume bin); None / () otherwise.
     """
 

@@ -45,8 +45,9 @@ from torch.nn import functional as F
 
 import wmhkit
 from wmhkit.errors import InputError, ManifestError, OutputError
-from wmhkit.io.atomic import write_text_atomic
 from wmhkit.infer.model_folder import save_weights
+from wmhkit.infer.volume import predicted_class
+from wmhkit.io.atomic import write_text_atomic
 from wmhkit.io.manifest import Manifest, read_manifest
 from wmhkit.io.nifti import load_image, load_mask
 from wmhkit.io.provenance import sha256_file, sidecar_path, software_versions
@@ -356,7 +357,7 @@ def evaluate_loss(model: GPUNet, loss_fn: VolumeLoss, boxes: Mapping[str, BoxSca
         predicted_ml = decode_volume(output[:, 0].cpu().numpy(), config.target_transform)
         metrics["val_mae_ml"] = float(np.abs(predicted_ml - [targets.values[s] for s in scan_ids]).mean())
     else:
-        predicted = output.argmax(1) if config.task == "classification" else (output > 0).sum(1)
+        predicted = predicted_class(output, config.task)
         metrics["val_accuracy"] = float((predicted == target.long()).float().mean())
     return metrics
 
