@@ -90,6 +90,22 @@ def test_sidecar_records_inputs_model_parameters_versions_device(
     assert record["volumes"]["subject"] == "sub-01"
 
 
+def test_bfloat16_precision_is_recorded_and_close_to_float32(
+    tiny_model: Path, write_scan: WriteScan, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    manifest = _manifest(data, _scan_rows(data, write_scan, {"sub-01": "RAS"}))
+    predict_scans(tiny_model, [manifest], tmp_path / "f32")
+    predict_scans(tiny_model, [manifest], tmp_path / "bf16", settings=PredictSettings(precision="bfloat16"))
+    record = json.loads((tmp_path / "bf16" / "sub-01_wmh.json").read_text())
+    assert record["parameters"]["precision"] == "bfloat16"
+    f32 = nib.load(tmp_path / "f32" / "sub-01_wmhprob.nii.gz").get_fdata()
+    bf16 = nib.load(tmp_path / "bf16" / "sub-01_wmhprob.nii.gz").get_fdata()
+    assert 0 < np.abs(f32 - bf16).max() < 2e-2  # another arithmetic, close to float32
+    with pytest.raises(ValueError, match="precision must be one of float32, bfloat16"):
+        predict_scans(tiny_model, [manifest], tmp_path / "bad", settings=PredictSettings(precision="float16"))
+
+
 def test_reruns_are_byte_identical_and_skip_completed_scans(
     tiny_model: Path, write_scan: WriteScan, tmp_path: Path
 ) -> None:

@@ -1,8 +1,9 @@
-"""``wmhkit predict --model DIR INPUT... --out DIR``: native-space WMH masks and volumes from a model folder."""
+"""``wmhkit predict [--model DIR] INPUT... --out DIR``: native-space WMH masks and volumes from a model folder."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
 import typer
 
 from wmhkit.cli import app, exit_on_failures
@@ -14,7 +15,9 @@ from wmhkit.infer.volumes import DEFAULT_PV_DISTANCE_MM
 @app.command("predict")
 def predict(
     inputs: list[Path] = typer.Argument(..., help="FLAIR NIfTI files, or one manifest.tsv."),
-    model: Path = typer.Option(..., "--model", "-m", help="Model folder (model.yaml, weights/, provenance.json)."),
+    model: Path = typer.Option(
+        None, "--model", "-m", help="Model folder (model.yaml, weights/, provenance.json) [default: the bundled starter model]."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (not a folder holding the inputs)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
     threshold: float | None = typer.Option(
@@ -27,17 +30,25 @@ def predict(
         DEFAULT_PV_DISTANCE_MM, "--pv-distance-mm", min=0.0, help="Periventricular band width around the ventricles (mm)."
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Slices per forward pass [default: 8]."),
+    precision: str = typer.Option(
+        "float32", "--precision", help="Network arithmetic: float32, or bfloat16 (faster on CPUs that have it)."
+    ),
     workers: int = workers_option(),
     scheduler: str | None = scheduler_option(),
     memory_limit: str = memory_limit_option(),
 ) -> None:
-    """Segment WMH in each scan and write masks, probability maps, sidecars and volumes.csv to OUT."""
+    """Segment WMH in each scan and write masks, probability maps (or a grade and attention map), sidecars
+    and volumes.csv to OUT."""
     from wmhkit.infer.predict import PredictSettings, predict_scans
     from wmhkit.nn.planes import DEFAULT_BATCH_SIZE
 
     if fusion is not None and fusion not in FUSION_RULES:
         raise typer.BadParameter(f"--fusion {fusion!r} is not one of {', '.join(FUSION_RULES)}")
-    settings = PredictSettings(threshold=threshold, fusion=fusion, pv_distance_mm=pv_distance_mm)
+    if model is None:
+        from wmhkit.infer.starter import starter_model_dir
+
+        model = starter_model_dir()
+    settings = PredictSettings(threshold=threshold, fusion=fusion, pv_distance_mm=pv_distance_mm, precision=precision)
     compute = compute_arguments(workers, scheduler, memory_limit)
     result = predict_scans(
         model, inputs, out, device=device, batch_size=batch_size or DEFAULT_BATCH_SIZE, settings=settings, **compute

@@ -70,7 +70,7 @@ from wmhkit.infer.model_folder import (
     KIND_2_5D, MODEL_YAML, LoadedModel, ModelSpec, load_model, model_hash, read_model_spec,
     resolve_device,
 )
-from wmhkit.nn.planes import DEFAULT_BATCH_SIZE, predict_plane
+from wmhkit.nn.planes import DEFAULT_BATCH_SIZE, PRECISIONS, predict_plane
 from wmhkit.infer.volumes import DEFAULT_PV_DISTANCE_MM, VOLUME_COLUMNS, estimate_ventricles, wmh_volumes
 from wmhkit.io.atomic import resolve_output
 from wmhkit.io.image import Image
@@ -138,6 +138,9 @@ class PredictSettings:
     threshold: float | None = None
     fusion: str | None = None
     pv_distance_mm: float = DEFAULT_PV_DISTANCE_MM
+    #: Arithmetic of the 2.5D networks: ``float32`` or ``bfloat16`` (about 2.5× faster on
+    #: CPUs with bfloat16 instructions; masks agree with float32 to Dice ≥ 0.998 in BENCHMARKS.md).
+    precision: str = "float32"
 
     def resolved(self, spec: ModelSpec) -> dict[str, Any]:
         """The parameters actually used with ``spec``: JSON-ready, in a fixed key order."""
@@ -145,10 +148,12 @@ class PredictSettings:
         fusion = check_fusion_rule(spec.fusion if self.fusion is None else self.fusion)
         if self.pv_distance_mm < 0:
             raise ValueError(f"pv_distance_mm must be >= 0, got {self.pv_distance_mm}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         return {
             "kind": spec.kind, "inputs": list(spec.inputs), "planes": list(spec.planes), "fusion": fusion,
             "threshold": threshold, "pv_distance_mm": float(self.pv_distance_mm),
-            "prepare": spec.prepare.to_dict(),
+            "prepare": spec.prepare.to_dict(), "precision": self.precision,
         }
 
 
@@ -462,7 +467,8 @@ def _segmenter(model_dir: Path, spec: ModelSpec, device: torch.device, parameter
     if spec.kind == KIND_2_5D:
         model = process_cached(model_key, lambda: load_model(model_dir, device=device))
         return lambda prepared: segment_2_5d(model, prepared, fusion=parameters["fusion"],
-                                             threshold=parameters["threshold"], batch_size=batch_size)
+                                             threshold=parameters["threshold"], batch_size=batch_size,
+                                             precision=parameters["precision"])
     # KIND_VOLUME and KIND_3D: the GP-Unet models of wmhkit.infer.volume (imported here: it needs their network).
     from wmhkit.infer.volume import load_volume_model, predict_gp_unet
 
