@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make demo   synthesize a phantom cohort, prepare it, print a summary, write QC overlays
+#   make demo   the whole pipeline on a synthetic phantom cohort → demo-out/report.html
 #   make test   run the test suite
 # Each creates .venv on first use (Python 3.11 + pip is all a fresh machine needs) and
 # installs torch through constraints.txt, which pins the CPU build.
