@@ -31,6 +31,8 @@ import SimpleITK as sitk
 
 #: STAPLE stops after this many EM iterations at most (see the module docstring).
 MAX_ITERATIONS = 50
+#: Decimals kept of the probabilities and of each rater's sensitivity and specificity.
+DECIMALS = 6
 #: Default threshold on the STAPLE probability.
 THRESHOLD = 0.5
 
@@ -110,14 +112,17 @@ def staple(
     estimator.SetForegroundValue(1.0)
     estimator.SetConfidenceWeight(confidence_weight)
     estimator.SetMaximumIterations(max_iterations)
-    # One thread: ITK's multi-threaded sums round differently run to run (up to 1e-10 in the
-    # probability map), and outputs must be byte-identical for the same inputs.
     estimator.SetNumberOfThreads(1)
     weights = sitk.GetArrayViewFromImage(estimator.Execute(images)).reshape(-1)
-    probability[brain] = weights.astype(np.float32)
+    # The EM's sums over a million voxels come out a few 1e-10 apart between processes (the
+    # vectorised code path depends on buffer alignment, and on the thread split when threaded);
+    # rounded to DECIMALS, equal inputs give byte-identical maps and sidecars. Every voxel with
+    # the same votes has the same probability, so there are at most 2**raters distinct values.
+    probability[brain] = np.round(weights, DECIMALS).astype(np.float32)
     return ConsensusResult(
         probability, probability > threshold,
-        tuple(float(v) for v in estimator.GetSensitivity()), tuple(float(v) for v in estimator.GetSpecificity()),
+        tuple(round(float(v), DECIMALS) for v in estimator.GetSensitivity()),
+        tuple(round(float(v), DECIMALS) for v in estimator.GetSpecificity()),
     )
 
 
