@@ -262,9 +262,10 @@ def hidden_leftovers(out_dir: Path, reference: dict[str, str]) -> list[Path]:
 def train_target(config: Path, manifest: Path) -> Target:
     """``wmhkit train CONFIG --manifest M --out case/run``; resumed with ``--resume``.
 
-    ``run.json`` records the manifest's absolute path; the exported model's weights
-    files embed their temporary file name (see ``weights_identical``), so those are
-    compared by content instead of bytes.
+    The exported model (weights and ``provenance.json``) is compared by content
+    (see ``weights_identical``), not bytes: a resumed run's checkpoints hold the same
+    values as an uninterrupted run's but are not byte-identical (optimizer state
+    restored from a checkpoint serialises differently), which this campaign reports.
     """
 
     def setup(case_dir: Path) -> tuple[list[str], Path]:
