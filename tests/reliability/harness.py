@@ -263,9 +263,9 @@ def train_target(config: Path, manifest: Path) -> Target:
     """``wmhkit train CONFIG --manifest M --out case/run``; resumed with ``--resume``.
 
     The exported model (weights and ``provenance.json``) is compared by content
-    (see ``weights_identical``), not bytes: a resumed run's checkpoints hold the same
-    values as an uninterrupted run's but are not byte-identical (optimizer state
-    restored from a checkpoint serialises differently), which this campaign reports.
+    (see ``weights_identical``), not bytes: a resumed run's checkpoint files were seen
+    to differ in bytes from an uninterrupted run's while the weights and the loss
+    curve were identical (cause not yet found); this campaign reports such files.
     """
 
     def setup(case_dir: Path) -> tuple[list[str], Path]:
