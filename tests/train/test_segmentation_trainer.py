@@ -132,3 +132,31 @@ def test_sigkilled_run_resumes_to_the_same_result(tiny_cohort, make_config, tmp_
     full_model = torch.load(tmp_path / "full/model/weights/axial.pt", weights_only=True)
     cut_model = torch.load(tmp_path / "cut/model/weights/axial.pt", weights_only=True)
     assert all(torch.equal(full_model[k], cut_model[k]) for k in full_model)
+
+
+def test_transfer_learning_starts_from_the_imagenet_file_and_keeps_frozen_convs(tiny_cohort, make_config, tmp_path):
+    from wmhkit.nn.imagenet import vgg16_conv_channels
+    from wmhkit.nn.vgg_unet import CONV_NAMES, TORCHVISION_FEATURE_INDEX
+
+    generator = torch.Generator().manual_seed(0)
+    imagenet = {}
+    for name, (cin, cout) in zip(CONV_NAMES, vgg16_conv_channels()):
+        index = TORCHVISION_FEATURE_INDEX[name]
+        imagenet[f"features.{index}.weight"] = torch.randn(cout, cin, 3, 3, generator=generator) * 0.05
+        imagenet[f"features.{index}.bias"] = torch.randn(cout, generator=generator) * 0.01
+    torch.save(imagenet, tmp_path / "vgg16-397923af.pth")
+    config = make_config(init="imagenet", stages=[
+        {"labels": "gold", "scans": "with_gold", "folds": 1, "freeze": 10, "epochs": 1, "batch_size": 16,
+         "slices_per_epoch": 32, "val_slices": 32, "learning_rate": 1e-3}])
+    (tmp_path / "transfer.yaml").write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    args = ["train", str(tmp_path / "transfer.yaml"), "--out", str(run), "--manifest", str(tiny_cohort), "--no-progress"]
+    assert main(args) == 2  # init imagenet without a weights file: a clear error, no download
+    assert main([*args, "--imagenet-weights", str(tmp_path / "vgg16-397923af.pth")]) == 0
+    trained = torch.load(run / "model" / "weights" / "axial.pt", weights_only=True)
+    # conv3_3 is the 7th conv (frozen, ImageNet values at width 1/16: the leading channels);
+    # conv5_3, the 13th, is trained.
+    frozen = imagenet[f"features.{TORCHVISION_FEATURE_INDEX['conv3_3']}.weight"][:16, :16]
+    assert torch.equal(trained["encoder.conv3_3.0.weight"], frozen)
+    free = imagenet[f"features.{TORCHVISION_FEATURE_INDEX['conv5_3']}.weight"][:32, :32]
+    assert not torch.equal(trained["encoder.conv5_3.0.weight"], free)

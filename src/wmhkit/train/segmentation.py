@@ -186,6 +186,7 @@ def train_run(
     if manifest is None:
         raise InputError(config.source, "manifest: no prepared manifest given",
                          "pass --manifest PREPARED/manifest.tsv or set manifest: in the config")
+    check_imagenet_weights(config)
     context = distributed.init_distributed(config.device)
     plan = plan_run(config, manifest)
     out_dir = Path(out_dir)
@@ -259,11 +260,21 @@ def initial_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
     torch.manual_seed(config.seed)
     model = VGG16UNet(width=config.network.width, decoder_batch_norm=config.network.decoder_batch_norm)
     if config.init == "imagenet":
-        if config.imagenet_weights is None:
-            raise InputError(config.source, "imagenet_weights: init is imagenet but no weights file is given",
-                             "pass --imagenet-weights vgg16-397923af.pth or set imagenet_weights: in the config")
+        check_imagenet_weights(config)
         load_imagenet_encoder(model, config.imagenet_weights)
     return model.state_dict()
+
+
+def check_imagenet_weights(config: TrainConfig) -> None:
+    """Refuse ``init: imagenet`` without an existing weights file (checked before a run folder is made)."""
+    if config.init != "imagenet":
+        return
+    if config.imagenet_weights is None:
+        raise InputError(config.source, "imagenet_weights: init is imagenet but no weights file is given",
+                         "pass --imagenet-weights vgg16-397923af.pth or set imagenet_weights: in the config")
+    if not Path(config.imagenet_weights).is_file():
+        raise InputError(config.imagenet_weights, "the ImageNet VGG16 weights file does not exist",
+                         "give the path of torchvision's vgg16-397923af.pth (nothing is downloaded)")
 
 
 def train_plane(
