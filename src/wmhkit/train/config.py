@@ -18,7 +18,11 @@ Top-level keys (defaults in brackets)::
     parallel_planes planes trained at once in worker processes  [1]
     device          auto | cpu | cuda                           [auto]
     tensorboard     also log to TensorBoard when installed      [true]
-    data            {pad_shape: [256,256,256], patch_size: 64, min_lesion_voxels: 1}
+    data            {pad_shape: [256,256,256], patch_size: 64, min_lesion_voxels: 1,
+                     background_fraction: 0.0}
+                    background_fraction, in [0, 1): share of the training (and
+                    validation) slices cut from lesion-free blocks inside the
+                    brain; 0 keeps only the lesion blocks (M3SL)
     loss            {alpha: 0.25, gamma: 2.0, dice_weight: 1.0, focal_weight: 1.0}
     augmentation    {flip: true, rotate90: false, intensity_scale: 0.0, intensity_shift: 0.0, noise_std: 0.0}
     stages          list of stages, run in order (below)
@@ -88,6 +92,8 @@ class DataConfig:
     pad_shape: tuple[int, int, int] = (256, 256, 256)
     patch_size: int = 64
     min_lesion_voxels: int = 1
+    #: Share of the slices cut from lesion-free brain blocks (0 = lesion blocks only, as in M3SL).
+    background_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,8 @@ class TrainConfig:
         record = self.to_dict()
         for key in EXECUTION_KEYS:
             record.pop(key, None)
+        if self.data.background_fraction == 0.0:  # keeps the hash of configs written before the option
+            record["data"].pop("background_fraction")
         return record
 
 
@@ -334,6 +342,9 @@ def _check_values(reader: _Reader, config: TrainConfig) -> None:
              "make every size at least patch_size")
     if config.data.min_lesion_voxels < 1:
         fail("data.min_lesion_voxels", "must be at least 1", "use 1")
+    if not 0.0 <= config.data.background_fraction < 1.0:
+        fail("data.background_fraction", f"must be in [0, 1), got {config.data.background_fraction}",
+             "use 0 (lesion blocks only) or e.g. 0.3 to add lesion-free brain blocks")
     if not 0 <= config.loss.alpha <= 1:
         fail("loss.alpha", f"must be in [0, 1], got {config.loss.alpha}", "use 0.25")
     if config.init == "imagenet" and config.network.width <= 0:

@@ -3,9 +3,12 @@
 Per scan (prepared, canonical RAS+): the FLAIR and its label volume are
 zero-padded to ``pad_shape`` (256³ by default), cut into ``patch_size``³ blocks
 (:func:`~wmhkit.preprocess.patches.extract_patches`), and the blocks holding
-lesion voxels are kept. A plane's examples are every 2D slice of those blocks
-along that plane's axis: images ``(M, P, P)`` float32, labels ``(M, P, P)``
-uint8 (0, 1, and 2 = ignored, from MICCAI gold).
+lesion voxels are kept. With ``data.background_fraction`` f > 0, lesion-free
+blocks inside the brain are added, ``round(n f / (1 - f))`` per scan with n
+lesion blocks (as many as the scan has), so that about a share f of the slices,
+and of each epoch's uniformly drawn slices, shows lesion-free brain. A plane's examples are
+every 2D slice of those blocks along that plane's axis: images ``(M, P, P)``
+float32, labels ``(M, P, P)`` uint8 (0, 1, and 2 = ignored, from MICCAI gold).
 
 Label sources per stage (manifest columns of a *prepared* manifest):
 ``gold``; ``silver``; ``bronze_<method>`` combined as ``union`` (any method),
@@ -33,7 +36,7 @@ from wmhkit.io.nifti import load_image, load_mask
 from wmhkit.io.provenance import sidecar_path
 from wmhkit.preprocess.geometry import load_native_geometry, on_prepared_grid
 from wmhkit.preprocess.patches import (
-    extract_patches, keep_lesion_patches, pad_to_shape, slices_along,
+    LESION_LABEL, extract_patches, keep_lesion_patches, pad_to_shape, slices_along,
 )
 from wmhkit.train.config import AugmentationConfig, DataConfig, StageConfig
 
@@ -41,6 +44,8 @@ log = logging.getLogger(__name__)
 
 GOLD_LABELS = (0, 1, 2)
 BINARY_LABELS = (0, 1)
+#: Share of a block's voxels that must lie inside the brain (non-zero prepared FLAIR) for a background block.
+BRAIN_BLOCK_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -93,14 +98,15 @@ def label_columns(manifest: Manifest, stage: StageConfig) -> list[str]:
 
 
 def scan_blocks(source: LabelSource, data: DataConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Lesion blocks of one scan.
+    """Lesion blocks of one scan, followed by its lesion-free brain blocks when ``data.background_fraction`` > 0.
 
     Returns
     -------
     images : numpy.ndarray
         float32 ``(N, P, P, P)``.
     labels : numpy.ndarray
-        uint8 ``(N, P, P, P)``; N is 0 when no block holds lesion.
+        uint8 ``(N, P, P, P)``; N is 0 when no block holds lesion (no
+        background block is added to a scan without lesion blocks).
     """
     flair = load_image(source.flair)
     geometry = load_native_geometry(source.flair) if sidecar_path(source.flair).exists() else None
@@ -118,9 +124,43 @@ def scan_blocks(source: LabelSource, data: DataConfig) -> tuple[np.ndarray, np.n
         label_patches, _ = extract_patches(_padded(labels, data, source.flair), data.patch_size, data.patch_size)
         images, labels_kept, _ = keep_lesion_patches(image_patches, label_patches, origins,
                                                      min_lesion_voxels=data.min_lesion_voxels)
-        kept_images.append(images)
-        kept_labels.append(labels_kept)
+        background = background_blocks(image_patches, label_patches, images.shape[0], data.background_fraction)
+        kept_images += [images, image_patches[background]]
+        kept_labels += [labels_kept, label_patches[background]]
     return np.concatenate(kept_images).astype(np.float32), np.concatenate(kept_labels).astype(np.uint8)
+
+
+def background_blocks(image_patches: np.ndarray, label_patches: np.ndarray, n_lesion_blocks: int,
+                      fraction: float) -> np.ndarray:
+    """Indices of the lesion-free brain blocks that join ``n_lesion_blocks`` lesion blocks.
+
+    Parameters
+    ----------
+    image_patches, label_patches
+        ``(N, P, P, P)`` blocks of one scan (prepared FLAIR, zero outside the brain).
+    n_lesion_blocks
+        Lesion blocks kept from the scan.
+    fraction
+        Wanted background share in [0, 1) of all kept blocks.
+
+    Returns
+    -------
+    numpy.ndarray
+        Sorted int indices into the blocks: ``round(n_lesion_blocks * fraction / (1 - fraction))``
+        blocks without lesion voxels and with at least ``BRAIN_BLOCK_SHARE`` of their
+        voxels inside the brain, spread evenly over the scan's candidates (fewer
+        when the scan has fewer). Deterministic: which blocks are chosen needs no
+        random generator, so resumed runs see the same examples.
+    """
+    wanted = round(n_lesion_blocks * fraction / (1.0 - fraction)) if fraction > 0 else 0
+    if wanted == 0:
+        return np.zeros(0, dtype=np.int64)
+    lesion_free = ~(label_patches == LESION_LABEL).any(axis=(1, 2, 3))
+    in_brain = (image_patches != 0).mean(axis=(1, 2, 3)) >= BRAIN_BLOCK_SHARE
+    candidates = np.flatnonzero(lesion_free & in_brain)
+    if candidates.size <= wanted:
+        return candidates
+    return candidates[np.linspace(0, candidates.size - 1, wanted).round().astype(np.int64)]
 
 
 def _combined_labels(masks: list[np.ndarray], combine: str) -> list[np.ndarray]:
@@ -165,11 +205,11 @@ class SliceSet:
 
 
 def load_slice_set(sources: list[LabelSource], data: DataConfig, plane: str) -> SliceSet:
-    """All lesion-block slices of ``sources`` along ``plane``, in source order."""
+    """All slices of the blocks of ``sources`` (:func:`scan_blocks`) along ``plane``, in source order."""
     images, labels = [], []
     for source in sources:
         block_images, block_labels = scan_blocks(source, data)
-        log.debug("%s: %d lesion blocks", source.scan_id, block_images.shape[0])
+        log.debug("%s: %d blocks", source.scan_id, block_images.shape[0])
         images.append(block_images)
         labels.append(block_labels)
     if not images:
