@@ -59,7 +59,13 @@ class LabelSource:
 
 
 def stage_label_sources(manifest: Manifest, scan_ids: list[str], stage: StageConfig) -> list[LabelSource]:
-    """Label files of ``scan_ids`` for ``stage`` (scans without that label are left out, logged)."""
+    """Label files of ``scan_ids`` for ``stage``.
+
+    Scans without that label are left out (logged). So are scans whose bronze or
+    silver masks are all empty: only blocks with lesion are trained on, so such a
+    scan adds nothing, and drawn into a validation split it could leave it without
+    a single block. Empty gold masks stay (a gold scan without WMH is a real test case).
+    """
     wanted = set(scan_ids)
     sources = []
     for row in manifest.rows():
@@ -70,6 +76,9 @@ def stage_label_sources(manifest: Manifest, scan_ids: list[str], stage: StageCon
         paths = [p for p in paths if p is not None]
         if not paths:
             log.info("%s: no %s label; left out of stage %s", scan_id, stage.labels, stage.name)
+            continue
+        if stage.labels != "gold" and not any(load_mask(p).array.any() for p in paths):
+            log.info("%s: its %s masks are empty; left out of stage %s", scan_id, stage.labels, stage.name)
             continue
         combine = stage.bronze_combine if stage.labels == "bronze" else "single"
         sources.append(LabelSource(scan_id, manifest.path(row, "flair"), tuple(paths), combine))
