@@ -103,7 +103,8 @@ def measure(args: argparse.Namespace) -> dict:
     manifest = cohort_manifest(args)
     n_scans = sum(1 for _ in manifest.open()) - 1
     stages = ["prepare"] + (["predict"] if args.model is not None else [])
-    results: dict = {"scans": n_scans, "resolution_mm": args.resolution_mm, "memory_limit": args.memory_limit,
+    resolution = "given cohort" if args.cohort is not None else f"{args.resolution_mm} mm"
+    results: dict = {"scans": n_scans, "resolution": resolution, "memory_limit": args.memory_limit,
                      "cpu_count": os.cpu_count(), "stages": {}}
     for stage in stages:
         runs, digests = {}, {}
@@ -130,7 +131,7 @@ def measure(args: argparse.Namespace) -> dict:
 
 
 def markdown(results: dict) -> str:
-    lines = [f"Cohort of {results['scans']} scans at {results['resolution_mm']} mm, {results['cpu_count']} CPUs, "
+    lines = [f"Cohort of {results['scans']} scans ({results['resolution']}), {results['cpu_count']} CPUs, "
              f"memory limit {results['memory_limit']} per worker.", "",
              "| stage | run | seconds | scans/hour | peak RSS per worker (GiB) |", "|---|---|---|---|---|"]
     for stage, summary in results["stages"].items():

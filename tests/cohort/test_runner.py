@@ -44,3 +44,16 @@ def test_a_dying_worker_fails_only_its_own_task(dask_scheduler):
     assert outcomes[0].failure is not None and "KilledWorker" in outcomes[0].failure.error
     after = run_tasks(math.sqrt, [("x", 1.0)], ComputeOptions(scheduler=dask_scheduler), step="test")
     assert after[0].value == 1.0
+
+
+
+def test_local_workers_run_itk_on_one_thread_each(dask_scheduler):
+    """N workers on N cores: without the limit each worker's ITK would start a thread per core."""
+
+    def itk_threads(_: object) -> int:  # nested: shipped to the workers by value
+        import SimpleITK as sitk
+
+        return sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+
+    outcomes = run_tasks(itk_threads, [("a", 0), ("b", 1)], ComputeOptions(scheduler=dask_scheduler), step="test")
+    assert [o.value for o in outcomes] == [1, 1]

@@ -38,6 +38,10 @@ R = TypeVar("R")
 
 #: Default memory limit of each local worker process (dask byte string, or "auto" = RAM / workers).
 DEFAULT_MEMORY_LIMIT = "4GiB"
+#: Environment of local worker processes: ITK (SimpleITK's N4 shrink, resampling, STAPLE
+#: inputs) would otherwise start a thread per core in every worker. Workers started by a
+#: scheduler of your own should set it too (see the README's SLURM recipe).
+WORKER_ENVIRONMENT = {"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1"}
 #: Attempts of a task whose worker died: Dask's default of 3 would let one scan that
 #: exhausts memory kill three workers (and the scans they were running) in turn.
 ALLOWED_FAILURES = 1
@@ -156,14 +160,18 @@ def start_local_cluster(workers: int, memory_limit: str = DEFAULT_MEMORY_LIMIT) 
 
     One thread per process: the tasks are numpy/SimpleITK/torch code that holds the
     GIL often and uses its own threads, so processes, not threads, give the
-    speed-up. The Dask nanny also sets ``OMP_NUM_THREADS=1`` (and the MKL/OpenBLAS
-    equivalents) in each worker, so N workers use N cores. No dashboard is started.
+    speed-up. The Dask nanny sets ``OMP_NUM_THREADS=1`` (and the MKL/OpenBLAS
+    equivalents) in each worker, and :data:`WORKER_ENVIRONMENT` limits ITK's own
+    thread pool too, so N workers use N cores instead of N² threads. No dashboard
+    is started.
     """
     import dask
     from distributed import LocalCluster
 
     log.info("starting a local Dask cluster: %d worker process(es), %s memory each", workers, memory_limit)
-    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}):
+    settings = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                **{f"distributed.nanny.pre-spawn-environ.{name}": value for name, value in WORKER_ENVIRONMENT.items()}}
+    with dask.config.set(settings):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
                             dashboard_address=None)
 
