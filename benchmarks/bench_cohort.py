@@ -2,19 +2,24 @@
 
 For each stage (``predict`` only with ``--model``) the same cohort is run
 
-* ``in-process``: ``workers=1``, no Dask (the default path);
-* ``dask-1`` and ``dask-2``: a local Dask cluster of 1 or 2 single-threaded worker
-  processes (:func:`wmhkit.cohort.runner.start_local_cluster`; the time includes
-  starting the cluster and the workers' imports and model loads);
+* ``in-process``: ``workers=1``, no Dask, default threads (the default path: ITK
+  uses every core);
+* ``in-process-1t``: ``workers=1``, no Dask, ``threads_per_worker=1``;
+* ``dask-1`` and ``dask-2``: a local Dask cluster of 1 or 2 worker processes with
+  one thread each (:func:`wmhkit.cohort.runner.start_local_cluster`; the time
+  includes starting the cluster and the workers' imports and model loads);
 * ``rerun``: ``in-process`` again on its own finished output folder (every scan skipped).
 
-Each run is a fresh child interpreter, so peak memory is its own: the child's peak
-RSS for in-process runs, each Dask worker's (``getrusage`` in the worker) otherwise.
-Reported: seconds, scans/hour, speed-up of 2 workers over in-process and over
-``dask-1``, Dask overhead (``dask-1`` vs in-process), rerun time as % of the first
-run, peak RSS per worker, and whether ``volumes.csv`` / ``manifest.tsv`` are
-byte-identical across the runs. Targets (issue 7): speed-up >= 1.7, overhead <= 10 %,
-rerun <= 5 %. Timings on a shared machine are inflated: compare on a quiet one.
+Torch inference runs one thread per scan in every mode; the child interpreters
+start with one OpenMP/BLAS thread. Each run is a fresh child interpreter, so peak
+memory is its own: the child's peak RSS for in-process runs, each Dask worker's
+(``getrusage`` in the worker) otherwise. Reported: seconds, scans/hour, speed-up
+of 2 workers over 1 at one thread each (``in-process-1t`` / ``dask-2``) and over
+the default ``in-process`` run, Dask overhead with one worker (``dask-1`` vs
+``in-process-1t``), rerun time as % of the first run, peak RSS per worker, and
+whether the outputs (``manifest.tsv`` / ``volumes.csv`` and every NIfTI written)
+are byte-identical across the runs. Targets (issue 7): speed-up >= 1.7, overhead
+<= 10 %, rerun <= 5 %. Timings on a shared machine are inflated: compare on a quiet one.
 
 Usage::
 
@@ -34,7 +39,9 @@ import sys
 import time
 from pathlib import Path
 
-MODES: tuple[str, ...] = ("in-process", "dask-1", "dask-2", "rerun")
+MODES: tuple[str, ...] = ("in-process", "in-process-1t", "dask-1", "dask-2", "rerun")
+#: Threads per worker (ITK, OpenMP/BLAS) of the ``in-process-1t`` and ``dask-N`` runs.
+THREADS_PER_WORKER = 1
 
 
 def _peak_rss_gib() -> float:
@@ -57,14 +64,15 @@ def run_stage(stage: str, mode: str, manifest: Path, out: Path, model: Path | No
             predict_scans(model, [manifest], out, **compute)
 
     start = time.perf_counter()
-    if mode in ("in-process", "rerun"):
-        call()
+    if mode in ("in-process", "in-process-1t", "rerun"):
+        call(**({"threads_per_worker": THREADS_PER_WORKER} if mode == "in-process-1t" else {}))
         return {"seconds": time.perf_counter() - start, "peak_rss_gib": [round(_peak_rss_gib(), 3)]}
     from distributed import Client
 
     workers = int(mode.split("-")[1])
-    with start_local_cluster(workers, memory_limit) as cluster, Client(cluster) as client:
-        call(scheduler=cluster.scheduler_address)
+    with start_local_cluster(workers, memory_limit, threads_per_worker=THREADS_PER_WORKER) as cluster, \
+            Client(cluster) as client:
+        call(scheduler=cluster.scheduler_address, threads_per_worker=THREADS_PER_WORKER)
         seconds = time.perf_counter() - start
         peaks = client.run(_peak_rss_gib)
     return {"seconds": seconds, "peak_rss_gib": [round(v, 3) for v in peaks.values()]}
@@ -83,8 +91,14 @@ def child(stage: str, mode: str, manifest: Path, out: Path, model: Path | None, 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+def outputs_digest(out: Path, table: str) -> str:
+    """sha256 over ``out/table`` and every NIfTI file under ``out`` (relative names and bytes, sorted)."""
+    digest = hashlib.sha256()
+    files = [out / table] + sorted(out.rglob("*.nii.gz"))
+    for path in files:
+        digest.update(path.relative_to(out).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"missing")
+    return digest.hexdigest()
 
 
 def cohort_manifest(args: argparse.Namespace) -> Path:
@@ -113,36 +127,40 @@ def measure(args: argparse.Namespace) -> dict:
             if mode != "rerun" and out.exists():
                 raise SystemExit(f"{out} exists: use an empty --work folder (its results would be reused)")
             runs[mode] = child(stage, mode, manifest, out, args.model, args.memory_limit)
-            table = out / ("manifest.tsv" if stage == "prepare" else "volumes.csv")
-            digests[mode] = _digest(table)
+            digests[mode] = outputs_digest(out, "manifest.tsv" if stage == "prepare" else "volumes.csv")
             print(f"{stage} {mode}: {runs[mode]['seconds']:.1f} s", file=sys.stderr)
-        first = runs["in-process"]["seconds"]
+        seconds = {mode: r["seconds"] for mode, r in runs.items()}
         results["stages"][stage] = {
             "runs": {mode: {"seconds": round(r["seconds"], 2),
                             "scans_per_hour": round(n_scans / r["seconds"] * 3600, 1),
                             "peak_rss_gib_per_worker": r["peak_rss_gib"]} for mode, r in runs.items()},
-            "speedup_2_workers_vs_in_process": round(first / runs["dask-2"]["seconds"], 2),
-            "speedup_2_workers_vs_dask_1": round(runs["dask-1"]["seconds"] / runs["dask-2"]["seconds"], 2),
-            "dask_overhead_pct": round((runs["dask-1"]["seconds"] / first - 1) * 100, 1),
-            "rerun_pct_of_first": round(runs["rerun"]["seconds"] / first * 100, 2),
+            "speedup_2_workers_vs_1_worker": round(seconds["in-process-1t"] / seconds["dask-2"], 2),
+            "speedup_2_workers_vs_in_process": round(seconds["in-process"] / seconds["dask-2"], 2),
+            "dask_overhead_pct": round((seconds["dask-1"] / seconds["in-process-1t"] - 1) * 100, 1),
+            "rerun_pct_of_first": round(seconds["rerun"] / seconds["in-process"] * 100, 2),
             "outputs_identical": len(set(digests.values())) == 1,
+            "modes_with_other_outputs": sorted(m for m, d in digests.items() if d != digests["in-process-1t"]),
         }
     return results
 
 
 def markdown(results: dict) -> str:
     lines = [f"Cohort of {results['scans']} scans ({results['resolution']}), {results['cpu_count']} CPUs, "
-             f"memory limit {results['memory_limit']} per worker.", "",
+             f"memory limit {results['memory_limit']} per worker; in-process-1t and dask-N at "
+             f"{THREADS_PER_WORKER} thread per worker.", "",
              "| stage | run | seconds | scans/hour | peak RSS per worker (GiB) |", "|---|---|---|---|---|"]
     for stage, summary in results["stages"].items():
         for mode, run in summary["runs"].items():
             peaks = ", ".join(f"{p:.2f}" for p in run["peak_rss_gib_per_worker"])
             lines.append(f"| {stage} | {mode} | {run['seconds']:.1f} | {run['scans_per_hour']:.0f} | {peaks} |")
-    lines += ["", "| stage | speed-up 2 workers vs in-process | vs dask-1 | Dask overhead (1 worker) | rerun % of first "
-              "| outputs identical |", "|---|---|---|---|---|---|"]
+    lines += ["", "| stage | speed-up 2 vs 1 worker (1 thread each) | speed-up 2 workers vs default in-process "
+              "| Dask overhead (dask-1 vs in-process-1t) | rerun % of first | outputs identical |",
+              "|---|---|---|---|---|---|"]
     for stage, s in results["stages"].items():
-        lines.append(f"| {stage} | {s['speedup_2_workers_vs_in_process']:.2f}x | {s['speedup_2_workers_vs_dask_1']:.2f}x "
-                     f"| {s['dask_overhead_pct']:+.1f} % | {s['rerun_pct_of_first']:.2f} % | {s['outputs_identical']} |")
+        identical = "yes" if s["outputs_identical"] else f"no (differ: {', '.join(s['modes_with_other_outputs'])})"
+        lines.append(f"| {stage} | {s['speedup_2_workers_vs_1_worker']:.2f}x "
+                     f"| {s['speedup_2_workers_vs_in_process']:.2f}x | {s['dask_overhead_pct']:+.1f} % "
+                     f"| {s['rerun_pct_of_first']:.2f} % | {identical} |")
     return "\n".join(lines)
 
 

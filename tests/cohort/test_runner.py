@@ -6,8 +6,9 @@ import math
 import os
 
 import pytest
+import SimpleITK as sitk
 
-from wmhkit.cohort.runner import ComputeOptions, run_tasks
+from wmhkit.cohort.runner import ComputeOptions, automatic_threads, run_tasks
 
 JOBS = [("d", 16.0), ("bad", -1.0), ("a", 4.0), ("c", 9.0)]
 
@@ -29,6 +30,18 @@ def test_compute_options_are_validated():
         ComputeOptions(memory_limit="lots")
     with pytest.raises(ValueError, match="keys must be unique"):
         run_tasks(math.sqrt, [("a", 1.0), ("a", 2.0)], step="test")
+    for threads in (0, -2, True, 1.5, "2"):
+        with pytest.raises(ValueError, match="threads per worker"):
+            ComputeOptions(threads_per_worker=threads)
+
+
+def test_threads_per_task_are_explicit_or_cores_divided_among_local_workers():
+    assert ComputeOptions(threads_per_worker=3).task_threads == 3
+    assert ComputeOptions(scheduler="tcp://node:8786", threads_per_worker=2).task_threads == 2
+    assert ComputeOptions().task_threads is None  # in-process: the libraries' defaults
+    assert ComputeOptions(scheduler="tcp://node:8786").task_threads is None  # the workers' own settings
+    assert ComputeOptions(workers=2).task_threads == automatic_threads(2) == max(1, os.cpu_count() // 2)
+    assert automatic_threads(4 * os.cpu_count()) == 1
 
 
 def test_dask_outcomes_equal_the_in_process_ones(dask_scheduler):
@@ -47,13 +60,64 @@ def test_a_dying_worker_fails_only_its_own_task(dask_scheduler):
 
 
 
-def test_local_workers_run_itk_on_one_thread_each(dask_scheduler):
+def itk_threads(_: object) -> int:
+    """The task's ITK thread count (as the SimpleITK filters it creates will use)."""
+    return sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+
+
+def thread_settings_task():
+    """A task returning the ITK threads and the OpenMP variable it sees; nested, so that it
+    is shipped to Dask workers by value (they cannot import this test module)."""
+
+    def thread_settings(_: object) -> tuple[int, str]:
+        import os
+
+        import SimpleITK
+
+        return SimpleITK.ProcessObject.GetGlobalDefaultNumberOfThreads(), os.environ.get("OMP_NUM_THREADS", "")
+
+    return thread_settings
+
+
+def test_in_process_tasks_run_on_the_explicit_itk_threads_which_are_restored_after():
+    default = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    explicit = default + 1
+
+    def failing(_: object) -> None:
+        raise RuntimeError(f"ITK had {sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()} threads")
+
+    outcomes = run_tasks(itk_threads, [("a", 0), ("b", 1)], ComputeOptions(threads_per_worker=explicit), step="test")
+    assert [o.value for o in outcomes] == [explicit, explicit]
+    assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == default
+    failed = run_tasks(failing, [("a", 0)], ComputeOptions(threads_per_worker=explicit), step="test")
+    assert failed[0].failure.error.endswith(f"ITK had {explicit} threads")
+    assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == default
+    assert run_tasks(itk_threads, [("a", 0)], step="test")[0].value == default  # automatic: left alone
+
+
+def test_local_workers_start_with_the_cores_divided_among_them(dask_scheduler):
     """N workers on N cores: without the limit each worker's ITK would start a thread per core."""
+    outcomes = run_tasks(thread_settings_task(), [("a", 0), ("b", 1)], ComputeOptions(scheduler=dask_scheduler),
+                         step="test")
+    threads = automatic_threads(2)  # the conftest cluster has two workers
+    assert [o.value for o in outcomes] == [(threads, str(threads))] * 2
 
-    def itk_threads(_: object) -> int:  # nested: shipped to the workers by value
-        import SimpleITK as sitk
 
-        return sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+def test_explicit_threads_apply_on_a_scheduler_and_are_restored_after(dask_scheduler):
+    explicit = automatic_threads(2) + 1
+    on_dask = run_tasks(thread_settings_task(), [("a", 0), ("b", 1)],
+                        ComputeOptions(scheduler=dask_scheduler, threads_per_worker=explicit), step="test")
+    assert [o.value[0] for o in on_dask] == [explicit, explicit]
+    after = run_tasks(thread_settings_task(), [("a", 0), ("b", 1)], ComputeOptions(scheduler=dask_scheduler),
+                      step="test")
+    assert [o.value[0] for o in after] == [automatic_threads(2)] * 2
 
-    outcomes = run_tasks(itk_threads, [("a", 0), ("b", 1)], ComputeOptions(scheduler=dask_scheduler), step="test")
-    assert [o.value for o in outcomes] == [1, 1]
+
+def test_a_local_cluster_starts_its_workers_on_the_explicit_threads(monkeypatch):
+    """Even when this process's own OpenMP variable says otherwise (Dask would let it win); it is kept."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    explicit = automatic_threads(2) + 1
+    outcomes = run_tasks(thread_settings_task(), [("a", 0)], ComputeOptions(workers=2, threads_per_worker=explicit,
+                                                                    memory_limit="1GiB"), step="test")
+    assert outcomes[0].value == (explicit, str(explicit))
+    assert os.environ["OMP_NUM_THREADS"] == "1"

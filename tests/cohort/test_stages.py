@@ -60,3 +60,13 @@ def test_predict_is_byte_identical_in_process_and_on_a_dask_scheduler(tmp_path, 
     volumes = read_table(on_dask.volumes, text_columns=("subject",))
     assert volumes["subject"].tolist() == ["sub-01", "sub-02"]
     assert (volumes["icv_ml"] > 0).all()
+
+
+def test_prepare_with_n4_is_byte_identical_whatever_the_itk_threads_per_worker(tmp_path, write_cohort):
+    from wmhkit.preprocess.pipeline import PrepareOptions
+
+    manifest = write_cohort(tmp_path / "data", 2)
+    options = PrepareOptions(n4=True, qc_png=False)
+    prepare_manifest(manifest, tmp_path / "one", options=options, threads_per_worker=1)
+    prepare_manifest(manifest, tmp_path / "three", options=options, threads_per_worker=3)
+    assert _files(tmp_path / "one") == _files(tmp_path / "three")

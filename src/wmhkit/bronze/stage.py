@@ -233,11 +233,13 @@ def bronze_manifest(
     workers: int = 1,
     scheduler: str | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    threads_per_worker: int | None = None,
 ) -> BronzeResult:
     """Run the bronze stage over every scan of ``manifest`` (see the module docstring).
 
-    ``workers``, ``scheduler`` and ``memory_limit`` say where the scans run
-    (:class:`wmhkit.cohort.runner.ComputeOptions`); the outputs do not depend on them.
+    ``workers``, ``scheduler``, ``memory_limit`` and ``threads_per_worker`` say where
+    and on how many threads the scans run (:class:`wmhkit.cohort.runner.ComputeOptions`);
+    the outputs do not depend on them.
 
     Returns
     -------
@@ -253,7 +255,8 @@ def bronze_manifest(
     ManifestError
         For an unreadable manifest.
     """
-    compute = ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit)
+    compute = ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit,
+                             threads_per_worker=threads_per_worker)
     out_dir = Path(out_dir)
     table = read_manifest(manifest)
     failures: list[ScanFailure] = []
@@ -262,7 +265,7 @@ def bronze_manifest(
             raise OutputError(f"output folder {out_dir} is the raw manifest's folder; choose another folder")
         log.info("%s is not prepared; preparing it into %s", manifest, out_dir / "prepared")
         prepared = prepare_manifest(manifest, out_dir / "prepared", workers=workers, scheduler=scheduler,
-                                    memory_limit=memory_limit)
+                                    memory_limit=memory_limit, threads_per_worker=threads_per_worker)
         failures += [dataclasses.replace(failure, method="prepare") for failure in prepared.failures]
         table = read_manifest(prepared.manifest)
     check_output_folder(table, out_dir)

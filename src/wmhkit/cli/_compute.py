@@ -1,4 +1,5 @@
-"""Options shared by the cohort commands (prepare, bronze, silver, predict): where the per-scan work runs."""
+"""Options shared by the cohort commands (prepare, bronze, silver, predict): where the per-scan work runs
+and on how many threads."""
 
 from __future__ import annotations
 
@@ -28,12 +29,23 @@ def memory_limit_option() -> Any:
                              "exceeding it is restarted and its scan fails.")
 
 
-def compute_arguments(workers: int, scheduler: str | None, memory_limit: str) -> dict[str, Any]:
+def threads_per_worker_option() -> Any:
+    """``--threads-per-worker N``: threads of each worker's ITK and OpenMP/BLAS pools."""
+    return typer.Option(None, "--threads-per-worker", min=1,
+                        help="Threads each worker's ITK (and OpenMP/BLAS) pools may use. Default: automatic, "
+                             "cores / workers (with --scheduler: the workers' own setting). Torch inference stays "
+                             "single-threaded per scan, for byte-identical outputs.")
+
+
+def compute_arguments(workers: int, scheduler: str | None, memory_limit: str,
+                      threads_per_worker: int | None = None) -> dict[str, Any]:
     """The stage functions' keyword arguments, with invalid values reported as bad CLI parameters."""
     from wmhkit.cohort.runner import ComputeOptions
 
     try:
-        ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit)
+        ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit,
+                       threads_per_worker=threads_per_worker)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    return {"workers": workers, "scheduler": scheduler, "memory_limit": memory_limit}
+    return {"workers": workers, "scheduler": scheduler, "memory_limit": memory_limit,
+            "threads_per_worker": threads_per_worker}

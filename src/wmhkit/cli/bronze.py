@@ -9,7 +9,9 @@ import typer
 from wmhkit.bronze.methods import DEFAULT_METHODS, METHODS
 from wmhkit.bronze.stage import REGISTER_CHOICES, BronzeOptions, bronze_manifest
 from wmhkit.cli import app, exit_on_failures
-from wmhkit.cli._compute import compute_arguments, memory_limit_option, scheduler_option, workers_option
+from wmhkit.cli._compute import (
+    compute_arguments, memory_limit_option, scheduler_option, threads_per_worker_option, workers_option,
+)
 
 
 @app.command("bronze")
@@ -26,6 +28,7 @@ def bronze(
     workers: int = workers_option(),
     scheduler: str | None = scheduler_option(),
     memory_limit: str = memory_limit_option(),
+    threads_per_worker: int | None = threads_per_worker_option(),
 ) -> None:
     """Segment WMH in every scan of MANIFEST with classical methods; write bronze_<method> masks in native space."""
     try:
@@ -36,7 +39,7 @@ def bronze(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    compute = compute_arguments(workers, scheduler, memory_limit)
+    compute = compute_arguments(workers, scheduler, memory_limit, threads_per_worker)
     result = bronze_manifest(manifest, out, options=options, **compute)
     made = sum(len(scan.outputs) for scan in result.scans.values())
     typer.echo(f"{made} bronze mask(s) for {len(result.scans)} scan(s); manifest: {result.manifest}")

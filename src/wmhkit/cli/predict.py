@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 
 from wmhkit.cli import app, exit_on_failures
-from wmhkit.cli._compute import compute_arguments, memory_limit_option, scheduler_option, workers_option
+from wmhkit.cli._compute import (
+    compute_arguments, memory_limit_option, scheduler_option, threads_per_worker_option, workers_option,
+)
 from wmhkit.nn.plane_fusion import FUSION_RULES
 from wmhkit.infer.volumes import DEFAULT_PV_DISTANCE_MM
 
@@ -36,6 +38,7 @@ def predict(
     workers: int = workers_option(),
     scheduler: str | None = scheduler_option(),
     memory_limit: str = memory_limit_option(),
+    threads_per_worker: int | None = threads_per_worker_option(),
 ) -> None:
     """Segment WMH in each scan and write masks, probability maps (or a grade and attention map), sidecars
     and volumes.csv to OUT."""
@@ -49,7 +52,7 @@ def predict(
 
         model = starter_model_dir()
     settings = PredictSettings(threshold=threshold, fusion=fusion, pv_distance_mm=pv_distance_mm, precision=precision)
-    compute = compute_arguments(workers, scheduler, memory_limit)
+    compute = compute_arguments(workers, scheduler, memory_limit, threads_per_worker)
     result = predict_scans(
         model, inputs, out, device=device, batch_size=batch_size or DEFAULT_BATCH_SIZE, settings=settings, **compute
     )

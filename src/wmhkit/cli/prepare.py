@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 
 from wmhkit.cli import app, exit_on_failures
-from wmhkit.cli._compute import compute_arguments, memory_limit_option, scheduler_option, workers_option
+from wmhkit.cli._compute import (
+    compute_arguments, memory_limit_option, scheduler_option, threads_per_worker_option, workers_option,
+)
 
 
 @app.command("prepare")
@@ -31,6 +33,7 @@ def prepare(
     workers: int = workers_option(),
     scheduler: str | None = scheduler_option(),
     memory_limit: str = memory_limit_option(),
+    threads_per_worker: int | None = threads_per_worker_option(),
 ) -> None:
     """Reorient, bias-correct, brain-mask, normalise and crop every scan of MANIFEST."""
     from wmhkit.preprocess.bias import N4Settings
@@ -50,7 +53,7 @@ def prepare(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    compute = compute_arguments(workers, scheduler, memory_limit)
+    compute = compute_arguments(workers, scheduler, memory_limit, threads_per_worker)
     result = prepare_manifest(manifest, out, options=options, **compute)
     typer.echo(f"prepared {len(result.prepared)} scan(s); manifest: {result.manifest}")
     exit_on_failures(result.failures, out / "failures.tsv")

@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 
 from wmhkit.cli import app, exit_on_failures
-from wmhkit.cli._compute import compute_arguments, memory_limit_option, scheduler_option, workers_option
+from wmhkit.cli._compute import (
+    compute_arguments, memory_limit_option, scheduler_option, threads_per_worker_option, workers_option,
+)
 from wmhkit.fusion.stage import FUSION_METHODS, SilverOptions, silver_manifest
 
 
@@ -21,6 +23,7 @@ def silver(
     workers: int = workers_option(),
     scheduler: str | None = scheduler_option(),
     memory_limit: str = memory_limit_option(),
+    threads_per_worker: int | None = threads_per_worker_option(),
 ) -> None:
     """Fuse the bronze masks of every scan of MANIFEST into a silver mask and probability map."""
     try:
@@ -30,7 +33,7 @@ def silver(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    compute = compute_arguments(workers, scheduler, memory_limit)
+    compute = compute_arguments(workers, scheduler, memory_limit, threads_per_worker)
     result = silver_manifest(manifest, out, options=options, **compute)
     typer.echo(f"silver masks for {len(result.scans)} scan(s); manifest: {result.manifest}")
     if not result.raters.empty:

@@ -11,18 +11,31 @@ jobs it was given, so every table built from them is the same with 1 or N worker
 Where the work runs (:class:`ComputeOptions`):
 
 * ``workers=1`` and no scheduler: in this process, no Dask at all;
-* ``workers=N>1``: a :func:`start_local_cluster` of N single-threaded worker
-  processes, each limited to ``memory_limit`` (the nanny restarts a worker that
-  exceeds it; that scan fails with a "KilledWorker" error after one retry);
+* ``workers=N>1``: a :func:`start_local_cluster` of N worker processes, each
+  running one task at a time and limited to ``memory_limit`` (the nanny restarts
+  a worker that exceeds it; that scan fails with a "KilledWorker" error after one
+  retry);
 * ``scheduler=ADDRESS``: a running Dask scheduler (e.g. one started by
   dask-jobqueue's ``SLURMCluster``); its workers' memory limits are the ones
   they were started with.
+
+How many threads a task may use (``threads_per_worker``): the threads of the
+worker's ITK pool (SimpleITK's N4, resampling, STAPLE inputs) and, for local
+workers, its OpenMP/BLAS pools. Left automatic (``None``), an in-process run
+keeps the libraries' defaults (all cores), local workers get the cores divided
+among them (:func:`automatic_threads`) and a scheduler's workers keep their own
+settings. An explicit value applies on every path: the guard sets ITK's thread
+count around each task (:func:`itk_threads`), and local workers also start with
+it in their OpenMP/BLAS variables (:func:`worker_environment`). Torch inference
+is not affected: ``predict`` runs one torch thread per scan wherever it runs, so
+its outputs are byte-identical.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from wmhkit.cohort.failures import ErrorReport
+from wmhkit.itk_threads import itk_threads
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +52,11 @@ R = TypeVar("R")
 
 #: Default memory limit of each local worker process (dask byte string, or "auto" = RAM / workers).
 DEFAULT_MEMORY_LIMIT = "4GiB"
-#: Environment of local worker processes: ITK (SimpleITK's N4 shrink, resampling, STAPLE
-#: inputs) would otherwise start a thread per core in every worker. Workers started by a
-#: scheduler of your own should set it too (see the README's SLURM recipe).
-WORKER_ENVIRONMENT = {"ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": "1"}
+#: Variables sizing a process's thread pools (ITK's, then OpenMP/BLAS ones), read when it starts.
+#: Without them every local worker would start a thread per core. Set them for workers you
+#: start yourself too (see the README's SLURM recipe).
+THREAD_VARIABLES = ("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                    "OPENBLAS_NUM_THREADS")
 #: Attempts of a task whose worker died: Dask's default of 3 would let one scan that
 #: exhausts memory kill three workers (and the scans they were running) in turn.
 ALLOWED_FAILURES = 1
@@ -60,15 +75,22 @@ class ComputeOptions:
     memory_limit
         Memory limit per local worker, e.g. ``"4GiB"``, ``"6GB"`` or ``"auto"``
         (the machine's memory divided among the workers).
+    threads_per_worker
+        Threads each worker's ITK (and, for local workers, OpenMP/BLAS) pools may
+        use; ``None`` is automatic (see :attr:`task_threads`). Torch inference
+        stays on one thread per scan whatever it is.
     """
 
     workers: int = 1
     scheduler: str | None = None
     memory_limit: str = DEFAULT_MEMORY_LIMIT
+    threads_per_worker: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
             raise ValueError(f"workers must be a whole number >= 1, got {self.workers!r}")
+        if self.threads_per_worker is not None:
+            _check_threads(self.threads_per_worker)
         if self.scheduler is not None and not self.scheduler.strip():
             raise ValueError("scheduler address is empty; give one like tcp://host:8786, or leave it out")
         if self.memory_limit != "auto":
@@ -86,6 +108,35 @@ class ComputeOptions:
         """True when the tasks run on Dask workers (several local workers, or a scheduler)."""
         return self.scheduler is not None or self.workers > 1
 
+    @property
+    def task_threads(self) -> int | None:
+        """ITK threads each task runs with; ``None`` leaves the running process's setting alone.
+
+        The explicit :attr:`threads_per_worker`; when automatic, the cores divided
+        among local workers (:func:`automatic_threads`), and ``None`` in-process
+        (the libraries' defaults: all cores) or on a scheduler (its workers' settings).
+        """
+        if self.threads_per_worker is not None:
+            return self.threads_per_worker
+        if self.scheduler is None and self.workers > 1:
+            return automatic_threads(self.workers)
+        return None
+
+
+def automatic_threads(workers: int) -> int:
+    """Threads per local worker when not given: this machine's cores divided among ``workers`` (at least 1)."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def worker_environment(threads: int) -> dict[str, str]:
+    """The :data:`THREAD_VARIABLES` of a worker process whose pools may use ``threads`` threads each."""
+    return {name: str(threads) for name in THREAD_VARIABLES}
+
+
+def _check_threads(threads: object) -> None:
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads per worker must be a whole number >= 1 (or left automatic), got {threads!r}")
+
 
 @dataclass(frozen=True)
 class TaskOutcome(Generic[R]):
@@ -96,10 +147,12 @@ class TaskOutcome(Generic[R]):
     failure: ErrorReport | None = None
 
 
-def run_guarded(task: Callable[[T], R], key: str, job: T) -> TaskOutcome[R]:
-    """``task(job)`` as an outcome; any exception becomes its :class:`ErrorReport` (the worker-side guard)."""
+def run_guarded(task: Callable[[T], R], key: str, job: T, threads: int | None = None) -> TaskOutcome[R]:
+    """``task(job)`` as an outcome, run with ``threads`` ITK threads (:func:`itk_threads`); any
+    exception becomes its :class:`ErrorReport` (the worker-side guard)."""
     try:
-        return TaskOutcome(key, value=task(job))
+        with itk_threads(threads):
+            return TaskOutcome(key, value=task(job))
     except Exception as exc:  # one bad scan must not stop the cohort; reported in the outcome
         return TaskOutcome(key, failure=ErrorReport.from_exception(exc))
 
@@ -133,11 +186,11 @@ def run_tasks(
     if not compute.uses_dask:
         outcomes = []
         for key, job in jobs:
-            outcomes.append(run_guarded(task, key, job))
+            outcomes.append(run_guarded(task, key, job, compute.task_threads))
             progress.done(outcomes[-1])
         return outcomes
     with dask_client(compute) as client:
-        by_key = _run_on_dask(client, task, jobs, progress)
+        by_key = _run_on_dask(client, task, jobs, compute.task_threads, progress)
     return [by_key[key] for key in keys]
 
 
@@ -151,37 +204,68 @@ def dask_client(compute: ComputeOptions) -> Iterator[Any]:
         with Client(compute.scheduler) as client:
             yield client
         return
-    with start_local_cluster(compute.workers, compute.memory_limit) as cluster, Client(cluster) as client:
+    with start_local_cluster(compute.workers, compute.memory_limit, compute.task_threads) as cluster, \
+            Client(cluster) as client:
         yield client
 
 
-def start_local_cluster(workers: int, memory_limit: str = DEFAULT_MEMORY_LIMIT) -> Any:
-    """A ``distributed.LocalCluster`` of ``workers`` single-threaded processes limited to ``memory_limit`` each.
+def start_local_cluster(workers: int, memory_limit: str = DEFAULT_MEMORY_LIMIT,
+                        threads_per_worker: int | None = None) -> Any:
+    """A ``distributed.LocalCluster`` of ``workers`` processes limited to ``memory_limit`` each.
 
-    One thread per process: the tasks are numpy/SimpleITK/torch code that holds the
-    GIL often and uses its own threads, so processes, not threads, give the
-    speed-up. The Dask nanny sets ``OMP_NUM_THREADS=1`` (and the MKL/OpenBLAS
-    equivalents) in each worker, and :data:`WORKER_ENVIRONMENT` limits ITK's own
-    thread pool too, so N workers use N cores instead of N² threads. No dashboard
-    is started.
+    Each process runs one task at a time (one Dask thread): the tasks are
+    numpy/SimpleITK/torch code that holds the GIL often and uses its own thread
+    pools, so processes, not Dask threads, give the speed-up. Those pools are
+    sized by :func:`worker_environment` before each worker starts (restarted
+    ones included), to ``threads_per_worker`` threads (default
+    :func:`automatic_threads`: the cores divided among the workers), whatever
+    this process's own variables are, so N workers do not start N × cores
+    threads. No dashboard is started.
     """
     import dask
     from distributed import LocalCluster
 
-    log.info("starting a local Dask cluster: %d worker process(es), %s memory each", workers, memory_limit)
+    if threads_per_worker is not None:
+        _check_threads(threads_per_worker)
+    threads = automatic_threads(workers) if threads_per_worker is None else threads_per_worker
+    log.info("starting a local Dask cluster: %d worker process(es), %s memory and %d thread(s) each",
+             workers, memory_limit, threads)
     settings = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
-                **{f"distributed.nanny.pre-spawn-environ.{name}": value for name, value in WORKER_ENVIRONMENT.items()}}
-    with dask.config.set(settings):
+                **{f"distributed.nanny.pre-spawn-environ.{name}": value
+                   for name, value in worker_environment(threads).items()}}
+    with dask.config.set(settings), _environment(worker_environment(threads)):
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
                             dashboard_address=None)
 
 
-def _run_on_dask(client: Any, task: Callable[[T], R], jobs: Sequence[tuple[str, T]],
+@contextlib.contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    """This process's environment with ``variables`` set inside the block, restored after.
+
+    Dask's nannies take each pre-spawn variable from this process's environment
+    when it is set there, not from the configuration (so an exported
+    ``OMP_NUM_THREADS=1`` would win over the thread count asked for); they read
+    them once, when the cluster is created, and set them in this process too.
+    """
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _run_on_dask(client: Any, task: Callable[[T], R], jobs: Sequence[tuple[str, T]], threads: int | None,
                  progress: "_Progress") -> dict[str, TaskOutcome[R]]:
     from distributed import as_completed
 
     run_id = uuid.uuid4().hex[:8]  # keys unique on a shared scheduler, so no other run's results are reused
-    futures = {client.submit(run_guarded, task, key, job, key=f"{progress.step}-{key}-{run_id}", pure=False): key
+    futures = {client.submit(run_guarded, task, key, job, threads, key=f"{progress.step}-{key}-{run_id}",
+                             pure=False): key
                for key, job in jobs}
     outcomes: dict[str, TaskOutcome[R]] = {}
     for future in as_completed(futures):

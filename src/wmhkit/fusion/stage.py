@@ -193,11 +193,13 @@ def silver_manifest(
     workers: int = 1,
     scheduler: str | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    threads_per_worker: int | None = None,
 ) -> SilverResult:
     """Run the silver stage over every scan of ``manifest`` (see the module docstring).
 
-    ``workers``, ``scheduler`` and ``memory_limit`` say where the scans run
-    (:class:`wmhkit.cohort.runner.ComputeOptions`); the outputs do not depend on them.
+    ``workers``, ``scheduler``, ``memory_limit`` and ``threads_per_worker`` say where
+    and on how many threads the scans run (:class:`wmhkit.cohort.runner.ComputeOptions`);
+    the outputs do not depend on them.
 
     Raises
     ------
@@ -206,7 +208,8 @@ def silver_manifest(
     ManifestError
         For an unreadable manifest, or one without any ``bronze_<method>`` column.
     """
-    compute = ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit)
+    compute = ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit,
+                             threads_per_worker=threads_per_worker)
     table = read_manifest(manifest)
     out_dir = Path(out_dir)
     check_output_folder(table, out_dir)

@@ -96,8 +96,9 @@ CSV_COLUMNS: tuple[str, ...] = ("subject", "session", *VOLUME_COLUMNS, "model_vo
 #: Output file suffixes per map role.
 OUTPUT_SUFFIXES: dict[str, str] = {"wmh": "_wmh.nii.gz", "wmh_prob": "_wmhprob.nii.gz", "attention": "_attention.nii.gz"}
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
-#: Torch intra-op threads per scan on CPU: outputs are then bit-identical with any number of
-#: workers (Dask workers run one thread each); use more workers, not threads, for speed.
+#: Torch intra-op threads per scan on CPU, whatever ``threads_per_worker`` is (that sizes the
+#: ITK/OpenMP pools of preparation): outputs are then bit-identical with any number of workers
+#: and threads; use more workers, not threads, for inference speed.
 CPU_THREADS_PER_SCAN = 1
 
 
@@ -258,6 +259,7 @@ def predict_scans(
     workers: int = 1,
     scheduler: str | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    threads_per_worker: int | None = None,
 ) -> PredictResult:
     """Segment every input scan with the model in ``model_dir`` (see the module docstring).
 
@@ -275,11 +277,13 @@ def predict_scans(
         Slices per forward pass (memory vs speed; outputs do not depend on it).
     settings
         Threshold, fusion rule and periventricular distance.
-    workers, scheduler, memory_limit
+    workers, scheduler, memory_limit, threads_per_worker
         Where the scans run (:class:`wmhkit.cohort.runner.ComputeOptions`): in this
         process (one worker; the model is loaded before any scan), on ``workers``
         local Dask processes of ``memory_limit`` each, or on a running Dask
-        ``scheduler``; each worker loads the model once. Outputs do not depend on it.
+        ``scheduler``; each worker loads the model once. ``threads_per_worker``
+        sizes the ITK (preparation) and OpenMP/BLAS pools; torch stays on
+        :data:`CPU_THREADS_PER_SCAN` thread per scan. Outputs do not depend on them.
 
     Returns
     -------
@@ -292,7 +296,8 @@ def predict_scans(
     OutputError
         When ``out_dir`` holds an input file, or another run holds its lock.
     """
-    compute = ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit)
+    compute = ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit,
+                             threads_per_worker=threads_per_worker)
     spec = read_model_spec(model_dir)
     scans = scan_inputs(inputs, spec.prepare)
     out_dir = Path(out_dir)
@@ -344,10 +349,12 @@ def predict_manifest(
     workers: int = 1,
     scheduler: str | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    threads_per_worker: int | None = None,
 ) -> PredictResult:
     """:func:`predict_scans` over the rows of ``manifest`` (outputs named ``subject[_session]``)."""
     return predict_scans(model_dir, [manifest], out_dir, device=device, batch_size=batch_size, settings=settings,
-                         workers=workers, scheduler=scheduler, memory_limit=memory_limit)
+                         workers=workers, scheduler=scheduler, memory_limit=memory_limit,
+                         threads_per_worker=threads_per_worker)
 
 
 def segment_2_5d(

@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from wmhkit.io.image import Image
+from wmhkit.itk_threads import itk_threads
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +121,11 @@ def n4_bias_correct(flair: Image, *, mask: np.ndarray | None = None, settings: N
     corrector.SetMaximumNumberOfIterations(list(settings.iterations))
     corrector.SetConvergenceThreshold(settings.convergence_threshold)
     corrector.SetNumberOfControlPoints([settings.control_points] * 3)
-    corrector.SetNumberOfThreads(1)  # multithreaded sums are not bit-reproducible
-    corrector.Execute(small_image, small_mask)
-    log_field = corrector.GetLogBiasFieldAsImage(image)
+    # Multithreaded sums are not bit-reproducible, and N4's internal filters take ITK's
+    # global default thread count rather than the corrector's own setting.
+    with itk_threads(1):
+        corrector.Execute(small_image, small_mask)
+        log_field = corrector.GetLogBiasFieldAsImage(image)
     field = np.exp(sitk.GetArrayFromImage(log_field).T.astype(np.float64))
     corrected = (intensities / field).astype(np.float32)
     return Image(np.ascontiguousarray(corrected), flair.affine)

@@ -38,6 +38,7 @@ from scipy import ndimage
 from wmhkit.errors import MaskError
 from wmhkit.io.image import Image
 from wmhkit.io.mni import mni_template_dir
+from wmhkit.itk_threads import itk_threads
 
 log = logging.getLogger(__name__)
 
@@ -302,12 +303,8 @@ def _register(fixed: sitk.Image, moving: sitk.Image, moving_mask: sitk.Image, tr
     # Multi-threaded metric and scale estimation add floating-point terms in a varying order,
     # so repeated runs differ; the method's own thread setting does not reach its internal
     # filters, so the global default is set to one thread for the call and restored after.
-    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-    try:
+    with itk_threads(1):
         method.Execute(fixed, moving)
-    finally:
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     log.debug("registration stopped: %s (metric %.4f)", method.GetOptimizerStopConditionDescription(),
               method.GetMetricValue())
     return transform

@@ -296,6 +296,7 @@ def prepare_manifest(
     workers: int = 1,
     scheduler: str | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    threads_per_worker: int | None = None,
 ) -> PrepareResult:
     """Prepare every scan of ``manifest`` into ``out_dir`` and write ``out_dir/manifest.tsv``.
 
@@ -311,7 +312,8 @@ def prepare_manifest(
 
     Scans run as tasks (:func:`wmhkit.cohort.runner.run_tasks`): in-process, or on
     ``workers`` local Dask worker processes of ``memory_limit`` each, or on the Dask
-    ``scheduler``; the outputs are the same. A scan whose completion record
+    ``scheduler``, with ``threads_per_worker`` ITK threads each (``None``: automatic,
+    see :class:`~wmhkit.cohort.runner.ComputeOptions`); the outputs are the same. A scan whose completion record
     (``out_dir/records/prepare/<scan_id>.json``) matches its inputs, settings and
     versions, with intact outputs, is not recomputed. ``out_dir`` is locked for the
     duration of the run.
@@ -329,9 +331,10 @@ def prepare_manifest(
     ManifestError
         For an unreadable manifest.
     ValueError
-        For invalid ``workers`` or ``memory_limit``.
+        For invalid ``workers``, ``memory_limit`` or ``threads_per_worker``.
     """
-    compute = ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit)
+    compute = ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit,
+                             threads_per_worker=threads_per_worker)
     table = read_manifest(manifest)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
