@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11, help="cohort seed")
     parser.add_argument("--no-n4", action="store_true", help="prepare without N4 bias correction (faster)")
     parser.add_argument("--configs", nargs="+", default=["m3sl-cpu", "baseline-cpu"],
-                        help="training configs (transfer-cpu is added with --imagenet-weights)")
+                        help="training configs: shipped names or YAML files (transfer-cpu is added with --imagenet-weights)")
     parser.add_argument("--epochs", type=int, default=None, help="override every stage's epochs")
     parser.add_argument("--imagenet-weights", type=Path, default=None,
                         help="torchvision vgg16-397923af.pth (adds transfer-cpu; nothing is downloaded)")
@@ -90,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     labelled = build_cohort(args)
     train_manifest = hide_gold(labelled, args.gold, args.gold_scanners)
     quality = label_quality_on_unlabeled(labelled, train_manifest)
-    timings = {name: train_variant(name, args, train_manifest) for name in configs}
+    timings = dict(train_variant(config, args, train_manifest) for config in configs)
 
-    metrics = collect_metrics(args.out, configs, train_manifest)
+    metrics = collect_metrics(args.out, list(timings), train_manifest)
     summaries = {
         "summary": summarise(metrics, ["variant"]),
         "summary_scanner": summarise(metrics, ["variant", "scanner"]),
@@ -195,9 +195,13 @@ def label_quality_on_unlabeled(labelled: Path, train_manifest: Path) -> pd.DataF
     return summary[keep]
 
 
-def train_variant(name: str, args: argparse.Namespace, manifest: Path) -> dict[str, float | None]:
-    """Train (or resume, or reuse) one config; wall and CPU seconds when it ran here."""
-    config = load_config(resolve_config_path(name))
+def train_variant(config_name: str, args: argparse.Namespace, manifest: Path) -> tuple[str, dict]:
+    """Train (or resume, or reuse) one config (shipped name or YAML file) in ``runs/<its name>``.
+
+    Returns the config's name and the wall and CPU seconds when it ran here.
+    """
+    config = load_config(resolve_config_path(config_name))
+    name = config.name
     if args.epochs is not None:
         config = dataclasses.replace(config, stages=tuple(dataclasses.replace(s, epochs=args.epochs)
                                                           for s in config.stages))
@@ -208,14 +212,14 @@ def train_variant(name: str, args: argparse.Namespace, manifest: Path) -> dict[s
     timing_file = run_dir / "bench_timing.json"
     if (run_dir / CV_METRICS).is_file() and (run_dir / "model" / "model.yaml").is_file():
         log.info("%s: finished run reused", name)
-        return json.loads(timing_file.read_text()) if timing_file.is_file() else {"wall_s": None, "cpu_s": None}
+        return name, json.loads(timing_file.read_text()) if timing_file.is_file() else {"wall_s": None, "cpu_s": None}
     resume = (run_dir / RUN_JSON).is_file()
     start, cpu_start = time.perf_counter(), time.process_time()
     train_run(config, run_dir, manifest=manifest, resume=resume)
     timing = {"wall_s": round(time.perf_counter() - start, 1), "cpu_s": round(time.process_time() - cpu_start, 1),
               "resumed": resume}
     timing_file.write_text(json.dumps(timing) + "\n")
-    return timing
+    return name, timing
 
 
 def collect_metrics(out: Path, configs: list[str], manifest: Path) -> pd.DataFrame:

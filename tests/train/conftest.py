@@ -71,3 +71,9 @@ def tiny_cohort(tmp_path: Path) -> Path:
 def make_config():
     """:func:`tiny_config` (a factory fixture, since test modules cannot import conftest)."""
     return tiny_config
+
+
+@pytest.fixture
+def write_cohort():
+    """:func:`write_tiny_prepared_cohort` (a factory fixture, for other sizes than ``tiny_cohort``)."""
+    return write_tiny_prepared_cohort

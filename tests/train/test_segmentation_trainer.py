@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -160,3 +161,22 @@ def test_transfer_learning_starts_from_the_imagenet_file_and_keeps_frozen_convs(
     assert torch.equal(trained["encoder.conv3_3.0.weight"], frozen)
     free = imagenet[f"features.{TORCHVISION_FEATURE_INDEX['conv5_3']}.weight"][:32, :32]
     assert not torch.equal(trained["encoder.conv5_3.0.weight"], free)
+
+
+def test_lesion_free_gold_scans_are_tested_and_trained_on_but_never_validate(tmp_path, make_config, write_cohort):
+    from wmhkit.io.image import Image
+    from wmhkit.io.nifti import load_mask, save_mask
+    from wmhkit.train.segmentation import plan_run
+
+    manifest = write_cohort(tmp_path / "prepared", n_gold=10, n_unlabelled=0)
+    lesion_free = {"g00", "g01", "g02", "g03"}
+    for scan in lesion_free:  # a gold scan of someone without WMH (label 2 voxels only)
+        gold = load_mask(tmp_path / "prepared" / scan / "gold.nii.gz", allowed_labels=(0, 1, 2))
+        save_mask(Image(np.where(gold.array == 1, 0, gold.array).astype(np.uint8), gold.affine),
+                  tmp_path / "prepared" / scan / "gold.nii.gz")
+    config = parse_config(make_config(stages=[{"labels": "gold", "folds": 5, "gold_val_fraction": 0.2,
+                                               "scans": "with_gold"}]))
+    folds = plan_run(config, manifest).splits[0]
+    assert sorted(s for fold in folds for s in fold.test) == [f"g{i:02d}" for i in range(10)]
+    assert all(len(fold.val) == 2 and not set(fold.val) & lesion_free for fold in folds)
+    assert set().union(*(fold.train for fold in folds)) >= lesion_free

@@ -24,6 +24,19 @@ def test_splits_are_deterministic_by_seed_and_depend_on_it():
     assert train_val_split(GOLD, 0.2, seed=1) != train_val_split(GOLD, 0.2, seed=2)
 
 
+def test_gold_validation_scans_come_from_the_candidates_and_folds_stay_a_partition():
+    with_lesion = GOLD[5:]  # gold00..gold04 are lesion-free
+    default, preferring = gold_folds(GOLD, seed=3), gold_folds(GOLD, seed=3, val_candidates=with_lesion)
+    assert any(set(fold.val) & set(GOLD[:5]) for fold in default)  # the seed would have drawn them
+    for plain, fold in zip(default, preferring):
+        assert fold.test == plain.test and len(fold.val) == len(plain.val) == 2
+        assert set(fold.val) <= set(with_lesion)
+        assert sorted(fold.train + fold.val) == sorted(plain.train + plain.val)
+    only_one = gold_folds(GOLD, seed=3, val_candidates=[GOLD[19]])
+    assert all(len(fold.val) == 2 for fold in only_one)  # topped up from the other scans
+    assert all(GOLD[19] in fold.val for fold in only_one if GOLD[19] not in fold.test)
+
+
 def test_silver_split_is_stratified_by_scanner():
     scans = [f"s{i:02d}" for i in range(30)]
     scanners = ["A"] * 20 + ["B"] * 10

@@ -85,6 +85,11 @@ def stage_label_sources(manifest: Manifest, scan_ids: list[str], stage: StageCon
     return sources
 
 
+def has_lesion(source: LabelSource) -> bool:
+    """True when any of the scan's label masks marks a lesion voxel (label 1)."""
+    return any(bool((load_mask(p, allowed_labels=GOLD_LABELS).array == 1).any()) for p in source.labels)
+
+
 def label_columns(manifest: Manifest, stage: StageConfig) -> list[str]:
     """Manifest columns holding ``stage``'s labels.
 

@@ -60,7 +60,7 @@ from wmhkit.train.checkpoint import (
 )
 from wmhkit.train.config import TrainConfig
 from wmhkit.train.data import (
-    SliceSet, augment, epoch_order, load_slice_set, stage_label_sources,
+    SliceSet, augment, epoch_order, has_lesion, load_slice_set, stage_label_sources,
     to_tensors,
 )
 from wmhkit.train.distributed import DistContext
@@ -139,7 +139,9 @@ def plan_run(config: TrainConfig, manifest_path: str | os.PathLike[str]) -> RunP
         ids = [manifest.scan_id(r) for r in rows]
         try:
             if stage.cross_validated:
-                stage_splits = tuple(gold_folds(ids, stage.folds, stage.gold_val_fraction, seed=config.seed))
+                with_lesion = [s.scan_id for s in sources if has_lesion(s)]
+                stage_splits = tuple(gold_folds(ids, stage.folds, stage.gold_val_fraction, seed=config.seed,
+                                                val_candidates=with_lesion))
             else:
                 strata = [r.get("scanner", "") for r in rows] if stage.labels == "silver" else None
                 stage_splits = (train_val_split(ids, stage.val_fraction, seed=config.seed, strata=strata),)

@@ -14,7 +14,7 @@ inputs and seed give the same split on any machine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,6 +90,7 @@ def train_val_split(
 
 def gold_folds(
     scan_ids: Sequence[str], n_folds: int = 5, val_fraction: float = 0.1, *, seed: int = 0,
+    val_candidates: Collection[str] | None = None,
 ) -> list[Split]:
     """K-fold cross-validation splits of the gold scans.
 
@@ -104,6 +105,10 @@ def gold_folds(
         at least one).
     seed
         Seed of the shuffles.
+    val_candidates
+        Scans preferred for validation (e.g. those whose gold mask has a lesion:
+        a lesion-free validation scan gives no lesion block and no IoU); the others
+        validate only when a fold has too few candidates. ``None``: every scan.
 
     Returns
     -------
@@ -126,6 +131,7 @@ def gold_folds(
             f"{len(ids)} gold scans are too few for {n_folds} folds with {n_val} validation scan(s) each; "
             "label more scans or lower folds"
         )
+    candidates = set(ids if val_candidates is None else val_candidates)
     order = [ids[i] for i in np.random.default_rng([seed, 2]).permutation(len(ids))]
     test_folds = np.array_split(np.array(order, dtype=object), n_folds)
     splits = []
@@ -133,8 +139,10 @@ def gold_folds(
         test_set = set(test.tolist())
         rest = [s for s in order if s not in test_set]
         rest = [rest[i] for i in np.random.default_rng([seed, 3, fold]).permutation(len(rest))]
-        val = sorted(rest[:n_val])
-        train = sorted(rest[n_val:])
+        chosen = [s for s in rest if s in candidates][:n_val]
+        chosen += [s for s in rest if s not in chosen][:n_val - len(chosen)]
+        val = sorted(chosen)
+        train = sorted(s for s in rest if s not in chosen)
         splits.append(Split(train=tuple(train), val=tuple(val), test=tuple(sorted(test_set)), fold=fold))
     return splits
 
