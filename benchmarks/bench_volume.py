@@ -18,7 +18,9 @@ Usage::
     python benchmarks/bench_volume.py --prepared PREP/manifest.tsv --out /tmp/bv --seeds 0 1 2
 
 Writes ``OUT/predictions.csv``, ``OUT/agreement.{csv,md}``, ``OUT/confounders.{csv,md}``,
-``OUT/summary.{csv,md}`` (mean ± SD over seeds) and ``OUT/timing.csv``.
+``OUT/confounder_r2.{csv,md}`` (R² per seed), ``OUT/summary.{csv,md}`` (mean ± SD over
+seeds of the agreement metrics and the confounder R²) and ``OUT/timing.csv``; prints the
+per-seed and summary tables as markdown.
 """
 
 from __future__ import annotations
@@ -106,12 +108,33 @@ def main(argv: list[str] | None = None) -> int:
             confounders.append(confounder)
     agreement = pd.concat(agreements, ignore_index=True)
     write_tables(agreement, args.out, "agreement")
+    summary = seed_summary(agreement, metrics=SUMMARY_METRICS)
     if confounders:
-        write_tables(pd.concat(confounders, ignore_index=True), args.out, "confounders")
-    write_tables(seed_summary(agreement), args.out, "summary")
-    print(seed_summary(agreement).to_string(index=False))
-    print(pd.DataFrame(timing).to_string(index=False))
+        confounder = pd.concat(confounders, ignore_index=True)
+        write_tables(confounder, args.out, "confounders")
+        r2 = confounder_r2(confounder)
+        write_tables(r2, args.out, "confounder_r2")
+        summary = summary.merge(seed_summary(r2, metrics=("r2_predicted", "r2_with_covariates")).drop(columns="seeds"),
+                                on=["model", "set"], how="left")
+    write_tables(summary, args.out, "summary")
+    columns = ["model", "seed", "set", "n", "icc", "icc_ci_low", "icc_ci_high", "pearson_r", "bias", "loa_low",
+               "loa_high", "dice_mean"]
+    print(agreement[columns].to_markdown(index=False, floatfmt=".3g"))
+    print(summary.to_markdown(index=False, floatfmt=".3g"))
+    print(pd.DataFrame(timing).to_markdown(index=False, floatfmt=".1f"))
     return 0
+
+
+#: Agreement metrics averaged over seeds in ``summary``.
+SUMMARY_METRICS = ("icc", "icc_ci_low", "icc_ci_high", "pearson_r", "bias", "loa_low", "loa_high", "dice_mean")
+
+
+def confounder_r2(confounders: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, seed, set): R² of the reference on the prediction alone and with the covariates."""
+    fits = confounders.drop_duplicates(["model", "seed", "set", "fit"]).pivot(
+        index=["model", "seed", "set"], columns="fit", values="r2")
+    fits = fits.rename(columns={"predicted": "r2_predicted", "predicted+covariates": "r2_with_covariates"})
+    return fits.reset_index().rename_axis(columns=None)
 
 
 def _make_cohort(folder: Path, n_subjects: int, resolution_mm: float) -> Path:

@@ -199,6 +199,22 @@ def test_killed_run_resumes_bit_identically(tmp_path: Path, monkeypatch: pytest.
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "killed" / "history.csv").drop(columns="seconds"), straight)
 
 
+def test_training_runs_channels_last_with_the_default_layout_s_gradients(tmp_path: Path) -> None:
+    boxes, targets = _toy_boxes()
+    config = _config(network={"base_channels": 4}, augmentation={"translation": 0.0, "rotation_deg": 0.0, "flip": False})
+    ids = sorted(boxes)[:3]
+    inputs, target = volume_trainer.make_batch(boxes, targets, ids, config, None, torch.device("cpu"))
+    gradients = []
+    for layout in (torch.contiguous_format, volume_trainer.TRAINING_LAYOUT):
+        model = volume_trainer.build_model(config, 0).to(memory_format=layout)
+        volume_trainer.VolumeLoss(config)(model(inputs.contiguous(memory_format=layout)), target).backward()
+        gradients.append([p.grad.clone() for p in model.parameters()])
+    for default, channels_last in zip(*gradients):
+        assert torch.allclose(default, channels_last, rtol=1e-4, atol=1e-6)
+    trained, _, _ = _toy_run(tmp_path, epochs=1)
+    assert all(p.is_contiguous() for p in trained.parameters())  # exported weights in the default layout
+
+
 @pytest.mark.parametrize("labels, kind, outputs", [
     ("volume", "volume", 1), ("fazekas", "volume", 1), ("volume_bins", "volume", 1), ("gold", "segmentation-3d", 1),
 ])

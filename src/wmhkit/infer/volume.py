@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import expit  # the logistic function without exp's overflow for logits below about -88
 
 from wmhkit.errors import InputError
 from wmhkit.infer.model_folder import (
@@ -182,7 +183,7 @@ def class_probabilities(output: np.ndarray, task: str) -> np.ndarray:
     if task == "classification":
         shifted = np.exp(output - output.max())
         return shifted / shifted.sum()
-    above = 1.0 / (1.0 + np.exp(-output))  # P(grade > j), j = 0..K-2
+    above = expit(output)  # P(grade > j), j = 0..K-2
     cumulative = np.concatenate([[1.0], np.minimum.accumulate(above), [0.0]])
     return np.clip(cumulative[:-1] - cumulative[1:], 0.0, 1.0)
 
@@ -284,7 +285,7 @@ def predict_volume(
     output, attention = run_box(model, box)
     brain = brain_mask.with_array((brain_mask.array > 0).astype(np.uint8))
     if model.labels == "gold":
-        probability = from_box(1.0 / (1.0 + np.exp(-output[0])), box.affine, prepared_flair)
+        probability = from_box(expit(output[0]), box.affine, prepared_flair)
         probability = probability.with_array(np.where(brain.array > 0, probability.array, 0.0).astype(np.float32))
         segmentation = probability.with_array(((probability.array >= model.spec.threshold) & (brain.array > 0))
                                               .astype(np.uint8))
