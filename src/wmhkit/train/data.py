@@ -77,17 +77,18 @@ def stage_label_sources(manifest: Manifest, scan_ids: list[str], stage: StageCon
         if not paths:
             log.info("%s: no %s label; left out of stage %s", scan_id, stage.labels, stage.name)
             continue
-        if stage.labels != "gold" and not any(load_mask(p).array.any() for p in paths):
+        combine = stage.bronze_combine if stage.labels == "bronze" else "single"
+        source = LabelSource(scan_id, manifest.path(row, "flair"), tuple(paths), combine)
+        if stage.labels != "gold" and not has_lesion(source, allowed_labels=BINARY_LABELS):
             log.info("%s: its %s masks are empty; left out of stage %s", scan_id, stage.labels, stage.name)
             continue
-        combine = stage.bronze_combine if stage.labels == "bronze" else "single"
-        sources.append(LabelSource(scan_id, manifest.path(row, "flair"), tuple(paths), combine))
+        sources.append(source)
     return sources
 
 
-def has_lesion(source: LabelSource) -> bool:
-    """True when any of the scan's label masks marks a lesion voxel (label 1)."""
-    return any(bool((load_mask(p, allowed_labels=GOLD_LABELS).array == 1).any()) for p in source.labels)
+def has_lesion(source: LabelSource, allowed_labels: tuple[int, ...] = GOLD_LABELS) -> bool:
+    """True when any of the scan's label masks (holding only ``allowed_labels``) marks a lesion voxel (label 1)."""
+    return any(bool((load_mask(p, allowed_labels=allowed_labels).array == 1).any()) for p in source.labels)
 
 
 def label_columns(manifest: Manifest, stage: StageConfig) -> list[str]:

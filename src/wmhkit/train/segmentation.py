@@ -31,7 +31,7 @@ import logging
 import math
 import multiprocessing
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +60,7 @@ from wmhkit.train.checkpoint import (
 )
 from wmhkit.train.config import TrainConfig
 from wmhkit.train.data import (
-    SliceSet, augment, epoch_order, has_lesion, load_slice_set, stage_label_sources,
+    LabelSource, SliceSet, augment, epoch_order, has_lesion, load_slice_set, stage_label_sources,
     to_tensors,
 )
 from wmhkit.train.distributed import DistContext
@@ -83,13 +83,15 @@ MODEL_DIR = "model"
 
 @dataclass(frozen=True)
 class RunPlan:
-    """Everything fixed before training starts: config, manifest, its hash and the splits of every stage."""
+    """Everything fixed before training starts: config, manifest, its hash, and per stage its splits and the
+    label sources of its scans (in manifest order; read once here, not again per unit)."""
 
     config: TrainConfig
     manifest: Manifest
     manifest_sha256: str
     digest: str
     splits: tuple[tuple[Split, ...], ...]
+    sources: tuple[tuple[LabelSource, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ def plan_run(config: TrainConfig, manifest_path: str | os.PathLike[str]) -> RunP
         When a stage has too few scans with its labels.
     """
     manifest = read_manifest(manifest_path)
-    splits = []
+    splits, stage_sources = [], []
     for stage in config.stages:
         rows = list(manifest.rows())
         if stage.scans == "without_gold":
@@ -149,9 +151,10 @@ def plan_run(config: TrainConfig, manifest_path: str | os.PathLike[str]) -> RunP
             raise InputError(manifest_path, f"stage {stage.name!r} ({stage.labels} labels, scans {stage.scans}): {exc}",
                              "add labelled scans or change the stage's scans/folds") from exc
         splits.append(stage_splits)
+        stage_sources.append(tuple(sources))
     manifest_sha = sha256_file(manifest_path)
     digest = config_hash({"config": config.identity(), "manifest_sha256": manifest_sha})
-    return RunPlan(config, manifest, manifest_sha, digest, tuple(splits))
+    return RunPlan(config, manifest, manifest_sha, digest, tuple(splits), tuple(stage_sources))
 
 
 def train_run(
@@ -407,8 +410,8 @@ def weights_sha256(state: Mapping[str, torch.Tensor]) -> str:
 
 def _unit_data(plan: RunPlan, stage_index: int, plane: str, split: Split) -> tuple[SliceSet, SliceSet]:
     config, stage = plan.config, plan.config.stages[stage_index]
-    train_set = load_slice_set(stage_label_sources(plan.manifest, list(split.train), stage), config.data, plane)
-    val_set = load_slice_set(stage_label_sources(plan.manifest, list(split.val), stage), config.data, plane)
+    train_set = load_slice_set(_sources_of(plan, stage_index, split.train), config.data, plane)
+    val_set = load_slice_set(_sources_of(plan, stage_index, split.val), config.data, plane)
     for role, slices in (("training", train_set), ("validation", val_set)):
         if len(slices) == 0:
             raise InputError(plan.manifest.source, f"stage {stage.name!r}: the {role} scans have no lesion block",
@@ -417,6 +420,12 @@ def _unit_data(plan: RunPlan, stage_index: int, plane: str, split: Split) -> tup
         chosen = np.sort(np.random.default_rng([config.seed, stage_index, 7]).permutation(len(val_set))[:stage.val_slices])
         val_set = val_set.subset(chosen)
     return train_set, val_set
+
+
+def _sources_of(plan: RunPlan, stage_index: int, scan_ids: Sequence[str]) -> list[LabelSource]:
+    """The planned label sources of ``scan_ids`` in stage ``stage_index``, in manifest order."""
+    wanted = set(scan_ids)
+    return [source for source in plan.sources[stage_index] if source.scan_id in wanted]
 
 
 def _train_epoch(
