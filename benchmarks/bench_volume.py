@@ -12,10 +12,22 @@ The severity variant is scored on grades (``fazekas`` vs predicted grade). Also
 measured: wall and CPU time of each training run, and inference seconds per
 scan (network + attention + segmentation on a prepared scan).
 
+``--segmentation-models`` adds voxel-wise 2.5D segmenters trained by ``wmhkit train``
+(M3SL, baseline: ``RUN/model`` folders, named in the tables after ``RUN``, seed 0),
+scored on the same two scan sets without training: their predicted volume is the
+volume of the mask ``wmhkit predict`` computes on the prepared grid
+(:func:`wmhkit.infer.volume.score_segmentation_scans`). Their ``in-domain`` set is
+the test split that ``train_volume`` assigns for the first config, ``volume-cpu``
+when ``--configs`` is given no names; the prepared scans are used as they are, so
+the model should have been trained on scans prepared with the same settings (a
+warning says when the manifest's recorded settings differ from the model's).
+
 Usage::
 
     python benchmarks/bench_volume.py --out /tmp/bench-volume                       # synthesise + prepare 100 phantoms
     python benchmarks/bench_volume.py --prepared PREP/manifest.tsv --out /tmp/bv --seeds 0 1 2
+    python benchmarks/bench_volume.py --prepared PREP/manifest.tsv --out /tmp/bv-seg --configs \
+        --segmentation-models RUN/runs/m3sl-cpu/model RUN/runs/baseline-cpu/model   # segmenters only
 
 Writes ``OUT/predictions.csv``, ``OUT/agreement.{csv,md}``, ``OUT/confounders.{csv,md}``,
 ``OUT/confounder_r2.{csv,md}`` (R² per seed), ``OUT/summary.{csv,md}`` (mean ± SD over
@@ -27,25 +39,43 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
+import torch
 
-from wmhkit.infer.volume import load_volume_model, predict_scans, predict_volume
-from wmhkit.io.manifest import read_manifest
+from wmhkit.infer.model_folder import load_model
+from wmhkit.infer.volume import (
+    VolumeModel,
+    load_volume_model,
+    predict_scans,
+    predict_volume,
+    score_segmentation_scans,
+    segmentation_scorer,
+)
+from wmhkit.io.image import Image
+from wmhkit.io.manifest import Manifest, read_manifest
 from wmhkit.io.nifti import load_image, load_mask
 from wmhkit.preprocess.pipeline import PrepareOptions, prepare_manifest
 from wmhkit.stats.tables import write_csv, write_tables
 from wmhkit.stats.volume_models import agreement_table, confounder_table, seed_summary
 from wmhkit.synth.cohort import synthesize_cohort
 from wmhkit.train.config import resolve_config_path
-from wmhkit.train.volume import train_volume
-from wmhkit.train.volume_config import load_volume_config
+from wmhkit.train.volume import (
+    assign_splits,
+    prepare_record,
+    select_scans,
+    train_volume,
+)
+from wmhkit.train.volume_config import VolumeConfig, load_volume_config
 
 TRAIN_SCANNERS = ("A", "B", "C")
 UNSEEN_SCANNERS = ("D", "E")
+log = logging.getLogger("bench_volume")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,11 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepared", type=Path, help="prepared manifest (default: synthesise and prepare a cohort)")
     parser.add_argument("--n-subjects", type=int, default=100)
     parser.add_argument("--resolution-mm", type=float, default=2.0)
-    parser.add_argument("--configs", nargs="+", default=["volume-cpu", "strong-cpu", "fazekas-cpu"])
+    parser.add_argument("--configs", nargs="*", default=["volume-cpu", "strong-cpu", "fazekas-cpu"],
+                        help="volume configs to train (none: only score --segmentation-models)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, help="override the configs' epochs")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads per run (0: the configs')")
+    parser.add_argument("--segmentation-models", nargs="+", type=Path, default=[], metavar="DIR",
+                        help="2.5D model folders of wmhkit train (RUN/model) to score on the same scans")
     args = parser.parse_args(argv)
+    if not args.configs and not args.segmentation_models:
+        parser.error("give at least one of --configs NAME and --segmentation-models DIR")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -68,13 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     predictions, timing = [], []
     for name in args.configs:
-        config = load_volume_config(resolve_config_path(name))
-        overrides = {"seeds": tuple(args.seeds), "scanners": TRAIN_SCANNERS}
-        if args.epochs:
-            overrides["epochs"] = args.epochs
-        if args.threads:
-            overrides["threads"] = args.threads
-        config = dataclasses.replace(config, **overrides)
+        config = _config(name, args)
         run_dir = args.out / "runs" / config.name
         wall, cpu = time.perf_counter(), time.process_time()
         result = train_volume(config, run_dir, manifest=manifest, resume=(run_dir / "config.yaml").exists())
@@ -83,14 +112,22 @@ def main(argv: list[str] | None = None) -> int:
         in_domain = [s for s, role in result.splits.items() if role == "test"]
         for seed in result.seeds:
             model = load_volume_model(seed.model_dir)
-            for set_name, scan_ids in (("in-domain", in_domain), ("unseen", unseen)):
-                frame = predict_scans(model, manifest, scan_ids=scan_ids)
-                frame.insert(0, "set", set_name)
-                frame.insert(0, "seed", seed.seed)
-                frame.insert(0, "model", config.name)
-                predictions.append(frame)
+            predictions += _score_sets(functools.partial(predict_scans, model, manifest), config.name, seed.seed,
+                                       {"in-domain": in_domain, "unseen": unseen})
             if config.labels != "fazekas":
-                timing.append({"config": config.name, "what": "inference s/scan", **_inference_time(model, table, unseen[:5])})
+                timing.append({"config": config.name, "what": "inference s/scan",
+                               **_inference_time(_volume_segmenter(model), table, unseen[:5])})
+    if args.segmentation_models:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        in_domain = _test_split(table, _config(args.configs[0] if args.configs else "volume-cpu", args))
+        for folder in args.segmentation_models:
+            segmenter, name = load_model(folder), folder.resolve().parent.name
+            _check_preparation(segmenter.spec.prepare, table, name)
+            predictions += _score_sets(functools.partial(score_segmentation_scans, segmenter, manifest), name, 0,
+                                       {"in-domain": in_domain, "unseen": unseen})
+            timing.append({"config": name, "what": "inference s/scan",
+                           **_inference_time(segmentation_scorer(segmenter), table, unseen[:5])})
 
     scans = pd.concat(predictions, ignore_index=True)
     write_csv(scans, args.out / "predictions.csv")
@@ -146,13 +183,57 @@ def _make_cohort(folder: Path, n_subjects: int, resolution_mm: float) -> Path:
     return prepare_manifest(raw, folder / "prepared", options=PrepareOptions(qc_png=False, n4=False)).manifest
 
 
-def _inference_time(model, table, scan_ids: list[str]) -> dict[str, float]:
-    """Mean wall and CPU seconds of :func:`predict_volume` per prepared scan."""
+def _config(name: str, args: argparse.Namespace) -> VolumeConfig:
+    """The named config as this benchmark trains it: scanners A–C, ``--seeds``, and ``--epochs``/``--threads``."""
+    overrides = {"seeds": tuple(args.seeds), "scanners": TRAIN_SCANNERS}
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    if args.threads:
+        overrides["threads"] = args.threads
+    return dataclasses.replace(load_volume_config(resolve_config_path(name)), **overrides)
+
+
+def _test_split(table: Manifest, config: VolumeConfig) -> list[str]:
+    """The scans :func:`train_volume` holds out as ``test`` for ``config`` (its split is deterministic)."""
+    return [scan for scan, role in assign_splits(select_scans(table, config), config).items() if role == "test"]
+
+
+def _score_sets(score: Callable[..., pd.DataFrame], model: str, seed: int,
+                scan_sets: dict[str, list[str]]) -> list[pd.DataFrame]:
+    """``score(scan_ids=...)`` (the per-scan rows of one model) on each scan set, labelled with model, seed and set."""
+    frames = []
+    for set_name, scan_ids in scan_sets.items():
+        frame = score(scan_ids=scan_ids)
+        frame.insert(0, "set", set_name)
+        frame.insert(0, "seed", seed)
+        frame.insert(0, "model", model)
+        frames.append(frame)
+    return frames
+
+
+def _check_preparation(options: PrepareOptions, table: Manifest, name: str) -> None:
+    """Warn when the manifest's scans were prepared otherwise than the model's training scans (QC images aside)."""
+    record = prepare_record(table)
+    prepared = None if record is None else dataclasses.replace(PrepareOptions.from_dict(record), qc_png=False)
+    if prepared != dataclasses.replace(options, qc_png=False):
+        log.warning("%s was trained on scans prepared with %s, the manifest's were prepared with %s",
+                    name, options.to_dict(), record)
+
+
+def _volume_segmenter(model: VolumeModel) -> Callable[[Mapping[str, Image]], object]:
+    """:func:`predict_volume` (network, attention, segmentation) on a prepared scan's images by role."""
+    return lambda images: predict_volume(model, images["flair"], images["brain_mask"])
+
+
+def _inference_time(segment: Callable[[Mapping[str, Image]], object], table: Manifest,
+                    scan_ids: list[str]) -> dict[str, float]:
+    """Mean wall and CPU seconds of ``segment`` (images by role → prediction) per prepared scan."""
     rows = [r for r in table.rows() if table.scan_id(r) in set(scan_ids)]
-    images = [(load_image(table.path(r, "flair")), load_mask(table.path(r, "brain_mask"))) for r in rows]
+    images = [{"flair": load_image(table.path(r, "flair")), "brain_mask": load_mask(table.path(r, "brain_mask"))}
+              | ({"t1": load_image(table.path(r, "t1"))} if table.path(r, "t1") else {}) for r in rows]
     wall, cpu = time.perf_counter(), time.process_time()
-    for flair, brain_mask in images:
-        predict_volume(model, flair, brain_mask)
+    for scan in images:
+        segment(scan)
     return {"wall_s": (time.perf_counter() - wall) / len(images), "cpu_s": (time.process_time() - cpu) / len(images)}
 
 

@@ -1,5 +1,5 @@
 """GP-Unet prediction: volume-matched segmentation, the attention-map identity, the twin, severity, native outputs,
-and ``wmhkit predict`` with a Fazekas-grade model."""
+``wmhkit predict`` with a Fazekas-grade model, and per-scan rows of GP-Unet and 2.5D models on a prepared manifest."""
 
 from __future__ import annotations
 
@@ -12,21 +12,27 @@ import torch
 
 from wmhkit.cohort.records import record_path
 from wmhkit.errors import InputError
-from wmhkit.infer.predict import CSV_COLUMNS, predict_manifest
+from wmhkit.infer.model_folder import load_model
+from wmhkit.infer.predict import CSV_COLUMNS, predict_manifest, segment_2_5d
 from wmhkit.infer.volume import (
+    SCAN_COLUMNS,
     class_probabilities,
     load_volume_model,
     predict_gp_unet,
+    predict_scans,
     predict_severity,
     predict_volume,
     predicted_class,
     run_box,
+    score_segmentation_scans,
+    segmentation_scorer,
     volume_matched_segmentation,
 )
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import write_manifest
 from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
 from wmhkit.io.provenance import sidecar_path, validate_sidecar
+from wmhkit.metrics.volume_eval import TISSUE_COLUMNS
 from wmhkit.preprocess.pipeline import PrepareOptions
 from wmhkit.stats.tables import read_table
 from wmhkit.train.volume import (
@@ -294,3 +300,46 @@ def test_volume_bins_model_fills_predicted_grade_beside_its_mask(tmp_path: Path)
     row = read_table(result.volumes).iloc[0]
     assert set(result.outputs["s1"]) == {"wmh", "wmh_prob", "attention"}
     assert 0 <= row["predicted_grade"] <= 2 and row["model_volume_ml"] > 0
+
+
+def _prepared_manifest(folder: Path) -> Path:
+    """Two prepared-like scans (12 µL voxels) with gold (a lesion ball, label 2 beside it), volume_ml and fazekas."""
+    rows = []
+    for subject, seed in (("s1", 1), ("s2", 2)):
+        flair, brain = _scan(seed)
+        gold = np.zeros(SHAPE, np.uint8)
+        gold[10:13, 8:11, 4:7] = 1
+        gold[6:9, 4:7, 3:5] = 2
+        save_image(flair, folder / f"{subject}_flair.nii.gz")
+        save_mask(brain, folder / f"{subject}_brain.nii.gz")
+        save_mask(brain.with_array(gold), folder / f"{subject}_gold.nii.gz")
+        rows.append({"subject": subject, "scanner": "A", "flair": f"{subject}_flair.nii.gz",
+                     "brain_mask": f"{subject}_brain.nii.gz", "gold": f"{subject}_gold.nii.gz",
+                     "volume_ml": f"{0.3 * seed:.1f}", "fazekas": str(seed)})
+    return write_manifest(pd.DataFrame(rows), folder / "manifest.tsv")
+
+
+def test_segmentation_model_rows_hold_its_mask_volume_and_dice(tmp_path: Path, tiny_model: Path) -> None:
+    manifest = _prepared_manifest(tmp_path / "data")
+    frame = score_segmentation_scans(tiny_model, manifest, scan_ids=["s2"], splits={"s2": "test"})
+    assert list(frame.columns) == list(SCAN_COLUMNS) and frame["scan_id"].tolist() == ["s2"]
+    row = frame.iloc[0]
+    flair, brain = load_image(tmp_path / "data" / "s2_flair.nii.gz"), load_mask(tmp_path / "data" / "s2_brain.nii.gz")
+    mask = segment_2_5d(load_model(tiny_model), {"flair": flair, "brain_mask": brain}, fusion="mean", threshold=0.5,
+                        batch_size=4).wmh.array > 0
+    assert 0 < mask.sum() < brain.array.sum()  # the random network marks part of the brain: a real test of the count
+    assert row["predicted_volume_ml"] == pytest.approx(mask.sum() * 0.012)  # 2 × 2 × 3 mm voxels
+    assert row["segmentation_ml"] == row["predicted_volume_ml"]
+    gold = load_mask(tmp_path / "data" / "s2_gold.nii.gz", allowed_labels=(0, 1, 2)).array
+    scored = mask & (gold != 2)
+    assert row["dice"] == pytest.approx(2 * (scored & (gold == 1)).sum() / (scored.sum() + (gold == 1).sum()))
+    assert (row["volume_ml"], row["fazekas"], row["split"], row["scanner"]) == (0.6, 2.0, "test", "A")
+    assert np.isnan(row["predicted_grade"])
+    volume_row = predict_scans(_model_folder(tmp_path / "gp"), manifest, scan_ids=["s2"]).iloc[0]
+    assert volume_row[list(TISSUE_COLUMNS)].tolist() == row[list(TISSUE_COLUMNS)].tolist()
+    assert np.isfinite(row[list(TISSUE_COLUMNS)].astype(float)).all()
+
+
+def test_only_2_5d_models_are_scored_as_segmenters(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="kind 'volume' is not 'segmentation-2.5d'"):
+        segmentation_scorer(_model_folder(tmp_path / "gp"))

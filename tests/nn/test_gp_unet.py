@@ -96,6 +96,39 @@ def test_volume_pooling_is_the_attention_integral_plus_bias() -> None:
     assert build_network(network.network_spec()).pool_scale == voxel_ml
 
 
+@pytest.mark.parametrize("pool_scale", [None, 0.0375])
+def test_pooled_norm_folds_into_the_readout_of_the_attention_map(pool_scale: float | None) -> None:
+    network = _network(outputs=2, pool_scale=pool_scale, pooled_norm=True).train()
+    with torch.no_grad():
+        for seed in range(3):  # running statistics away from their start (mean 0, variance 1)
+            network(_image(seed, batch=3))
+    network.eval()
+    image = _image(7)
+    with torch.no_grad():
+        output = network(image)
+        attention = network.attention(image)
+        features = network.features(image)
+    pooled = features.mean(dim=(2, 3, 4)) if pool_scale is None else features.sum(dim=(2, 3, 4)) * pool_scale
+    norm = network.pooled_norm
+    by_hand = ((pooled - norm.running_mean) / torch.sqrt(norm.running_var + norm.eps)) @ network.dense.weight.T
+    torch.testing.assert_close(output, by_hand + network.dense.bias, rtol=1e-4, atol=1e-5)
+    weight, bias = network.readout()
+    integral = attention.mean(dim=(2, 3, 4)) if pool_scale is None else attention.sum(dim=(2, 3, 4)) * pool_scale
+    torch.testing.assert_close(output, integral + bias, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(weight, network.dense.weight)  # the running deviation is folded in
+
+
+def test_pooled_norm_uses_batch_statistics_in_training() -> None:
+    network = _network(pooled_norm=True).train()
+    with torch.no_grad():
+        network.dense.weight.fill_(1.0)
+        output = network(_image(8, batch=4))
+    # centred pooled features: the outputs of a batch average to the dense bias
+    assert float(output.mean()) == pytest.approx(float(network.dense.bias.detach()), abs=1e-4)
+    assert build_network(network.network_spec()).pooled_norm is not None
+    assert "pooled_norm.running_mean" in network.state_dict()
+
+
 def test_build_network_round_trips_the_spec() -> None:
     network = GPUNet(base_channels=4, levels=2, outputs=1, ordinal_levels=5)
     rebuilt = build_network(network.network_spec())
@@ -109,6 +142,7 @@ def test_build_network_round_trips_the_spec() -> None:
     ({"name": "gp_unet", "levels": 4}, "levels"),
     ({"name": "gp_unet", "head": "voxel", "ordinal_levels": 3}, "ordinal_levels"),
     ({"name": "gp_unet", "pool_scale": 0.0}, "pool_scale"),
+    ({"name": "gp_unet", "head": "voxel", "pooled_norm": True}, "pooled_norm"),
 ])
 def test_bad_specs_are_rejected(spec: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -34,15 +34,21 @@ segmentation against the gold, and ventricle, CSF and white-matter volumes (from
 the manifest's ``vent_ml``/``csf_ml``/``wm_ml`` columns when present, else from
 :func:`wmhkit.metrics.volume_eval.tissue_volumes`), ready for
 :func:`wmhkit.stats.volume_models.volume_model_tables`.
+:func:`score_segmentation_scans` gives the same rows for a ``segmentation-2.5d``
+model (M3SL, baseline): its mask is the one ``wmhkit predict`` computes on the
+prepared grid (:func:`wmhkit.infer.predict.segment_2_5d` with the model's fusion
+and threshold), and its predicted volume is that mask's voxel count times the
+voxel volume, so that voxel-wise segmenters and volume models are scored alike.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -51,15 +57,19 @@ from scipy.special import expit  # the logistic function without exp's overflow 
 
 from wmhkit.errors import InputError
 from wmhkit.infer.model_folder import (
+    KIND_2_5D,
     KIND_3D,
     KIND_VOLUME,
     MODEL_YAML,
+    LoadedModel,
     ModelSpec,
+    load_model,
     model_hash,
     read_model_spec,
     resolve_device,
     weights_path,
 )
+from wmhkit.infer.predict import PredictSettings, segment_2_5d
 from wmhkit.infer.volumes import estimate_ventricles
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import read_manifest
@@ -67,6 +77,7 @@ from wmhkit.io.nifti import load_image, load_mask
 from wmhkit.metrics.segmentation import dice
 from wmhkit.metrics.volume_eval import TISSUE_COLUMNS, tissue_volumes
 from wmhkit.nn.gp_unet import GPUNet, build_network
+from wmhkit.nn.planes import DEFAULT_BATCH_SIZE
 from wmhkit.train.volume_data import (
     TARGET_TRANSFORMS,
     BoxScan,
@@ -405,6 +416,28 @@ def predict_gp_unet(
                             severity.expected_grade, severity.probabilities)
 
 
+class ScanScores(NamedTuple):
+    """What a model says about one prepared scan; None where it does not apply.
+
+    Attributes
+    ----------
+    volume_ml
+        Predicted WMH volume (mL).
+    segmentation
+        uint8 mask on the prepared grid.
+    grade
+        Predicted grade (Fazekas or volume bin).
+    """
+
+    volume_ml: float | None
+    segmentation: Image | None
+    grade: int | None = None
+
+
+#: Scores one prepared scan from its images by role (``flair``, ``brain_mask``, and the model's other inputs).
+Scorer = Callable[[Mapping[str, Image]], ScanScores]
+
+
 def predict_scans(
     model: VolumeModel | str | os.PathLike[str], manifest: str | os.PathLike[str], *,
     scan_ids: Sequence[str] | None = None, splits: dict[str, str] | None = None,
@@ -428,6 +461,95 @@ def predict_scans(
         Rows in manifest order. Empty cells (NaN) where a label or prediction does not apply.
     """
     model = _as_model(model)
+
+    def score(images: Mapping[str, Image]) -> ScanScores:
+        prediction = predict_gp_unet(model, images["flair"], images["brain_mask"])
+        return ScanScores(prediction.volume_ml, prediction.segmentation, prediction.grade)
+
+    return _score_scans(score, manifest, inputs=("flair",), scan_ids=scan_ids, splits=splits)
+
+
+def segmentation_scorer(
+    model: LoadedModel | str | os.PathLike[str], *, batch_size: int = DEFAULT_BATCH_SIZE
+) -> Scorer:
+    """The per-scan :class:`ScanScores` of a ``segmentation-2.5d`` model (the mask of ``wmhkit predict``).
+
+    Parameters
+    ----------
+    model
+        A loaded 2.5D model or its folder.
+    batch_size
+        Slices per forward pass (the mask does not depend on it).
+
+    Returns
+    -------
+    Scorer
+        Images by role (``brain_mask`` and the model's inputs, on one prepared grid) →
+        the mask thresholded at the model's threshold after its fusion rule, and its volume
+        (voxel count × voxel volume, mL).
+
+    Raises
+    ------
+    InputError
+        For a model of another kind.
+    """
+    model = _as_segmentation_model(model)
+    parameters = PredictSettings().resolved(model.spec)
+
+    def score(images: Mapping[str, Image]) -> ScanScores:
+        wmh = segment_2_5d(model, images, fusion=parameters["fusion"], threshold=parameters["threshold"],
+                           batch_size=batch_size, precision=parameters["precision"]).wmh
+        return ScanScores(float(wmh.array.sum()) * wmh.voxel_volume_ml, wmh)
+
+    return score
+
+
+def score_segmentation_scans(
+    model: LoadedModel | str | os.PathLike[str], manifest: str | os.PathLike[str], *,
+    scan_ids: Sequence[str] | None = None, splits: dict[str, str] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> pd.DataFrame:
+    """Run a ``segmentation-2.5d`` model over a prepared manifest: the rows of :func:`predict_scans`.
+
+    ``predicted_volume_ml`` and ``segmentation_ml`` are both the volume of the
+    model's mask (:func:`segmentation_scorer`); ``predicted_grade`` is empty.
+    The manifest's scans must be prepared as the model's ``prepare`` settings say
+    (they are used as they are, not prepared again).
+
+    Parameters
+    ----------
+    model
+        A loaded 2.5D model or its folder.
+    manifest, scan_ids, splits
+        As in :func:`predict_scans`; the manifest needs a column for each model input.
+    batch_size
+        Slices per forward pass.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`SCAN_COLUMNS`, rows in manifest order.
+    """
+    model = _as_segmentation_model(model)
+    return _score_scans(segmentation_scorer(model, batch_size=batch_size), manifest, inputs=model.spec.inputs,
+                        scan_ids=scan_ids, splits=splits)
+
+
+def _as_segmentation_model(model: LoadedModel | str | os.PathLike[str]) -> LoadedModel:
+    """The loaded 2.5D model (its kind checked before any weights are read)."""
+    spec = model.spec if isinstance(model, LoadedModel) else read_model_spec(model)
+    if spec.kind != KIND_2_5D:
+        folder = model.folder if isinstance(model, LoadedModel) else Path(model)
+        raise InputError(folder / MODEL_YAML, f"model kind {spec.kind!r} is not {KIND_2_5D!r}",
+                         "score GP-Unet models with predict_scans")
+    return model if isinstance(model, LoadedModel) else load_model(model)
+
+
+def _score_scans(
+    score: Scorer, manifest: str | os.PathLike[str], *, inputs: Sequence[str],
+    scan_ids: Sequence[str] | None, splits: dict[str, str] | None,
+) -> pd.DataFrame:
+    """:data:`SCAN_COLUMNS` rows of ``score`` on the manifest's scans (images ``inputs`` + flair + brain mask)."""
     table = read_manifest(manifest)
     wanted = None if scan_ids is None else set(scan_ids)
     rows = []
@@ -435,22 +557,24 @@ def predict_scans(
         scan_id = table.scan_id(row)
         if wanted is not None and scan_id not in wanted:
             continue
-        flair, brain_mask = load_image(table.path(row, "flair")), load_mask(table.path(row, "brain_mask"))
+        paths = {role: table.path(row, role) for role in dict.fromkeys(("flair", *inputs))}
+        images = {role: load_image(path) for role, path in paths.items() if path is not None}
+        images["brain_mask"] = load_mask(table.path(row, "brain_mask"))
         record = {"scan_id": scan_id, "subject": row["subject"], "session": row.get("session", ""),
                   "scanner": row.get("scanner", ""), "split": (splits or {}).get(scan_id, row.get("split", "")),
                   "volume_ml": _number(row.get("volume_ml", "")), "fazekas": _number(row.get("fazekas", ""))}
-        prediction = predict_gp_unet(model, flair, brain_mask)
-        segmentation = prediction.segmentation
-        if prediction.grade is not None:
-            record["predicted_grade"] = prediction.grade
+        scores = score(images)
+        segmentation = scores.segmentation
+        if scores.grade is not None:
+            record["predicted_grade"] = scores.grade
         if segmentation is not None:
-            record["predicted_volume_ml"] = prediction.volume_ml
+            record["predicted_volume_ml"] = scores.volume_ml
             record["segmentation_ml"] = float(segmentation.array.sum()) * segmentation.voxel_volume_ml
         gold_path = table.path(row, "gold")
         if segmentation is not None and gold_path is not None:
             gold = load_mask(gold_path, allowed_labels=(0, 1, 2)).array
             record["dice"] = dice((segmentation.array > 0) & (gold != 2), gold == 1)
-        record.update(_tissue(row, flair, brain_mask))
+        record.update(_tissue(row, images["flair"], images["brain_mask"]))
         rows.append(record)
     frame = pd.DataFrame(rows)
     for column in SCAN_COLUMNS:

@@ -39,9 +39,24 @@ start from identical weights and differ only in their label type):
     the dense layer applied at every voxel (a 1×1×1 convolution) → logits
     ``(N, outputs, X, Y, Z)``; :meth:`GPUNet.predict_proba` applies the sigmoid.
 
+With ``pooled_norm`` the pooled features pass through a batch normalisation
+without learned scale or shift (``(p_c − μ_c) / σ_c``, batch statistics in
+training, running statistics in evaluation) before the dense layer. Without it
+the weak model does not learn on phantoms: the pooled maps share a component
+common to every scan that is ~4× larger than their spread across scans (mean 331
+vs SD 83 per channel at the start), so the first optimiser steps on the dense
+layer move every output together, the trunk shrinks its maps and the network
+predicts the training mean for every scan within ~20 steps (ICC ≈ 0 after 2700
+steps). Centred and scaled pooled features leave the dense layer only the
+differences between scans, and the same network learns the volumes (see
+BENCHMARKS.md, "Weak-label GP-Unet").
+
 The class-activation attention map of output ``o`` is ``A_o = Σ_c W[o, c] F_c``
 (:meth:`GPUNet.attention`); because pooling and the dense layer are linear,
 ``out_o = mean(A_o) + b_o`` exactly (``s Σ A_o + b_o`` with ``pool_scale``).
+With ``pooled_norm`` the running statistics are folded into the read-out
+(:meth:`GPUNet.readout`): ``W[o, c] / σ_c`` replaces ``W[o, c]`` and the bias
+becomes ``b_o − Σ_c W[o, c] μ_c / σ_c``, so the identity holds in evaluation mode.
 
 Input ``(N, in_channels, X, Y, Z)`` with each size a multiple of ``2^(levels−1)``.
 """
@@ -89,6 +104,9 @@ class GPUNet(nn.Module):
     pool_scale
         None: global average pooling (the paper); a positive number ``s``: sum
         pooling times ``s`` (e.g. the box voxel volume in mL; see the module docstring).
+    pooled_norm
+        Batch-normalise the pooled features (no learned affine) before the
+        dense layer; pooled head only (see the module docstring).
     """
 
     def __init__(
@@ -100,6 +118,7 @@ class GPUNet(nn.Module):
         head: str = "pooled",
         ordinal_levels: int | None = None,
         pool_scale: float | None = None,
+        pooled_norm: bool = False,
     ) -> None:
         super().__init__()
         if levels not in LEVELS:
@@ -112,6 +131,8 @@ class GPUNet(nn.Module):
             raise ValueError("ordinal_levels needs at least 2 grades, outputs = 1 and the pooled head")
         if pool_scale is not None and not pool_scale > 0:
             raise ValueError(f"pool_scale must be positive or None, got {pool_scale}")
+        if pooled_norm and head != "pooled":
+            raise ValueError("pooled_norm is for the pooled (weak-label) head")
         self.pool_scale = None if pool_scale is None else float(pool_scale)
         self.in_channels, self.base_channels, self.levels = in_channels, base_channels, levels
         self.outputs, self.head, self.ordinal_levels = outputs, head, ordinal_levels
@@ -127,6 +148,8 @@ class GPUNet(nn.Module):
             self.decoder.append(nn.ModuleList([_conv(previous + width, width), _conv(width, width)]))
             previous = width
         self.dense = nn.Linear(widths[0], outputs)
+        # no parameters, so a weak and a strong network of one seed still start from identical weights
+        self.pooled_norm = nn.BatchNorm1d(widths[0], affine=False) if pooled_norm else None
         for module in [*self.encoder.modules(), *self.decoder.modules()]:
             if isinstance(module, nn.Conv3d):
                 # He initialisation: with PyTorch's default (uniform, gain 1/√3) the activations shrink
@@ -151,6 +174,8 @@ class GPUNet(nn.Module):
             spec["ordinal_levels"] = self.ordinal_levels
         if self.pool_scale is not None:
             spec["pool_scale"] = self.pool_scale
+        if self.pooled_norm is not None:
+            spec["pooled_norm"] = True
         return spec
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
@@ -175,19 +200,41 @@ class GPUNet(nn.Module):
                 features = F.relu(features)
         return features
 
+    def pool(self, features: torch.Tensor) -> torch.Tensor:
+        """Global pooling of feature maps ``(N, C, X, Y, Z)`` → ``(N, C)``: the mean, or the sum times ``pool_scale``."""
+        if self.pool_scale is None:
+            return features.mean(dim=(2, 3, 4))
+        return features.sum(dim=(2, 3, 4)) * self.pool_scale
+
+    def readout(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Dense weights ``(outputs, C)`` and bias ``(outputs,)`` acting on the pooled features, in evaluation mode.
+
+        Without ``pooled_norm`` these are the dense layer's own; with it the
+        batch norm's running mean ``μ`` and deviation ``σ`` are folded in:
+        ``W / σ`` and ``b − (W / σ) · μ``.
+        """
+        weight, bias = self.dense.weight, self.dense.bias
+        if self.pooled_norm is None:
+            return weight, bias
+        scaled = weight / torch.sqrt(self.pooled_norm.running_var + self.pooled_norm.eps)
+        return scaled, bias - scaled @ self.pooled_norm.running_mean
+
     def attention(self, image: torch.Tensor) -> torch.Tensor:
-        """Class-activation attention maps ``A_o = Σ_c W[o, c] F_c``, shape ``(N, outputs, X, Y, Z)`` (no bias)."""
-        return torch.einsum("oc,ncxyz->noxyz", self.dense.weight, self.features(image))
+        """Class-activation attention maps ``A_o = Σ_c W[o, c] F_c``, shape ``(N, outputs, X, Y, Z)`` (no bias).
+
+        ``W`` is the evaluation-mode read-out (:meth:`readout`).
+        """
+        return torch.einsum("oc,ncxyz->noxyz", self.readout()[0], self.features(image))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Pooled head: ``(N, outputs)`` (or ``(N, K − 1)`` cumulative logits); voxel head: ``(N, outputs, X, Y, Z)`` logits."""
         features = self.features(image)
         if self.head == "voxel":
             return torch.einsum("oc,ncxyz->noxyz", self.dense.weight, features) + self.dense.bias.view(1, -1, 1, 1, 1)
-        if self.pool_scale is None:
-            pooled = self.dense(features.mean(dim=(2, 3, 4)))
-        else:
-            pooled = self.dense(features.sum(dim=(2, 3, 4)) * self.pool_scale)
+        pooled = self.pool(features)
+        if self.pooled_norm is not None:
+            pooled = self.pooled_norm(pooled)
+        pooled = self.dense(pooled)
         if self.ordinal_levels is not None:
             return pooled - self.cut_points.view(1, -1)
         return pooled
@@ -206,7 +253,8 @@ def build_network(spec: Mapping[str, Any]) -> GPUNet:
     name = kwargs.pop("name", None)
     if name != NETWORK_NAME:
         raise ValueError(f"network name must be {NETWORK_NAME!r}, got {name!r}")
-    allowed = {"in_channels", "base_channels", "levels", "outputs", "head", "ordinal_levels", "pool_scale"}
+    allowed = {"in_channels", "base_channels", "levels", "outputs", "head", "ordinal_levels", "pool_scale",
+               "pooled_norm"}
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise ValueError(f"unknown {NETWORK_NAME} arguments {unknown}; allowed: {sorted(allowed)}")

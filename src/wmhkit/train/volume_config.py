@@ -26,10 +26,14 @@ Keys (defaults in brackets)::
                    train/val/test wins when use_manifest_split is true)
     box           {shape: [112, 128, 32], spacing_mm: [1.4, 1.5, 4.5] or null (fit),
                    percentiles: [1, 99] or null (keep the prepared intensities)}
-    network       {base_channels: 16, levels: 3, pooling: mean | volume}   [mean]
+    network       {base_channels: 16, levels: 3, pooling: mean | volume,  [mean]
+                   pooled_norm: batch | none}                             [batch]
                   volume: sum pooling times the box voxel volume (mL), so the
-                  attention map integrates to the output (needs box.spacing_mm;
-                  see :mod:`wmhkit.nn.gp_unet`)
+                  attention map integrates to the output (needs box.spacing_mm);
+                  pooled_norm batch: batch-normalise the pooled features before
+                  the dense layer (weak labels; without it the weak model
+                  collapses to the training mean; needs batch_size >= 2; see
+                  :mod:`wmhkit.nn.gp_unet`)
     optimizer     {name: adadelta | adam | sgd, learning_rate: 1.0, weight_decay: 0.0}
     epochs        training epochs                                          [100]
     batch_size    scans per batch                                          [4]
@@ -59,6 +63,7 @@ TASKS = ("regression", "classification", "ordinal")
 OPTIMIZERS = ("adadelta", "adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda")
 POOLINGS = ("mean", "volume")
+POOLED_NORMS = ("batch", "none")
 VOXEL_LOSSES = ("dice", "dice_bce")
 #: Fazekas grades the severity variant learns (0–3).
 FAZEKAS_GRADES = 4
@@ -114,6 +119,7 @@ class VolumeConfig:
     threads: int
     target_transform: str = "log1p"
     pooling: str = "mean"
+    pooled_norm: str = "batch"
     voxel_loss: str = "dice"
     source: str | None = None
 
@@ -139,6 +145,8 @@ class VolumeConfig:
             spec["ordinal_levels"] = self.n_classes
         if self.pooling == "volume" and self.labels != "gold":
             spec["pool_scale"] = self.box_voxel_ml
+        if self.pooled_norm == "batch" and self.labels != "gold":
+            spec["pooled_norm"] = True
         return spec
 
     @property
@@ -204,7 +212,7 @@ def parse_volume_config(raw: Any, *, source: str | os.PathLike[str] | None = Non
     scanners = top.get("scanners", [])
     if not isinstance(scanners, list) or not all(isinstance(s, str) and s for s in scanners):
         check.fail("scanners", f"must be a list of scanner names, got {scanners!r}", "write e.g. [A, B, C] or []")
-    network = check.section(top, "network", {"base_channels", "levels", "pooling"})
+    network = check.section(top, "network", {"base_channels", "levels", "pooling", "pooled_norm"})
     config = VolumeConfig(
         name=check.string(top, "name", where.stem if where is not None else "volume"),
         seeds=tuple(int(s) for s in seeds),
@@ -226,12 +234,16 @@ def parse_volume_config(raw: Any, *, source: str | os.PathLike[str] | None = Non
         threads=check.integer(top, "threads", 0, minimum=0),
         target_transform=check.choice(top, "target_transform", TARGET_TRANSFORMS, "log1p"),
         pooling=check.choice(network, "pooling", POOLINGS, "mean", at="network"),
+        pooled_norm=check.choice(network, "pooled_norm", POOLED_NORMS, "batch", at="network"),
         voxel_loss=check.choice(top, "voxel_loss", VOXEL_LOSSES, "dice"),
         source=None if where is None else str(where),
     )
     if config.pooling == "volume" and config.box.spacing_mm is None:
         check.fail("network.pooling", "volume pooling needs a box of fixed voxel size",
                    "give box.spacing_mm, or use pooling: mean")
+    if config.pooled_norm == "batch" and config.labels != "gold" and config.batch_size < 2:
+        check.fail("batch_size", "batch normalisation of the pooled features needs at least 2 scans per batch",
+                   "use batch_size: 2 or more, or network.pooled_norm: none")
     multiple = 2 ** (config.levels - 1)
     if any(size % multiple for size in config.box.shape):
         check.fail("box.shape", f"{list(config.box.shape)} must be multiples of {multiple} for {config.levels} levels",
