@@ -27,8 +27,9 @@ start from identical weights and differ only in their label type):
     ``pool_scale = s`` the pooling is a *sum* times ``s`` instead,
     ``out = W · s Σ_v F_v + b``: with ``s`` the box voxel volume in mL the
     attention map is a lesion density (mL per mL) whose integral over the box is
-    the volume. This matters for learning: a lesion of a few mL is ~0.05 % of a
-    whole-brain box, so through an average the dense weights would have to grow
+    the volume (up to a constant with ``pooled_norm``). This matters for
+    learning: a lesion of a few mL is ~0.05 % of a whole-brain box, so through
+    an average the dense weights would have to grow
     by thousands before a lesion moves the output by one mL, far beyond what a
     few hundred optimiser steps reach (on phantoms the average-pooled network's
     output did not vary across scans at all after 30 epochs). With
