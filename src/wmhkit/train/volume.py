@@ -373,8 +373,8 @@ def refresh_pooled_statistics(model: GPUNet, boxes: Mapping[str, BoxScan], targe
     """Set the pooled-feature batch norm's running mean and variance to those of ``scan_ids`` (no augmentation).
 
     The running averages of training lag behind a trunk that is still changing:
-    on phantoms the spread of their evaluation outputs jumped between 1.3 and
-    7.3 mL (SD over the training scans) from one 100-step check to the next.
+    on phantoms the spread of their evaluation outputs jumped several-fold from
+    one 100-step check to the next (BENCHMARKS.md, "Weak-label GP-Unet").
     Statistics of the current weights over every training scan
     ("precise" batch norm) make each validation, the best checkpoint and the
     exported model use the normalisation the dense layer was trained against.
