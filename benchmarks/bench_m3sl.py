@@ -58,7 +58,8 @@ from wmhkit.stats.groups import compare_groups
 from wmhkit.stats.tables import to_markdown, write_csv
 from wmhkit.synth.cohort import synthesize_cohort
 from wmhkit.train.config import load_config, resolve_config_path
-from wmhkit.train.segmentation import CV_METRICS, RUN_JSON, train_run
+from wmhkit.train.run_folder import RUN_JSON
+from wmhkit.train.segmentation import CV_METRICS, train_run
 
 METRICS = ("dice", "iou", "hd95_mm", "lesion_f1")
 TESTED_METRICS = ("dice", "iou", "hd95_mm")

@@ -65,9 +65,9 @@ from wmhkit.stats.tables import write_csv, write_tables
 from wmhkit.stats.volume_models import agreement_table, confounder_table, seed_summary
 from wmhkit.synth.cohort import synthesize_cohort
 from wmhkit.train.config import resolve_config_path
+from wmhkit.train.export import prepare_parameters
 from wmhkit.train.volume import (
     assign_splits,
-    prepare_record,
     select_scans,
     train_volume,
 )
@@ -213,7 +213,7 @@ def _score_sets(score: Callable[..., pd.DataFrame], model: str, seed: int,
 
 def _check_preparation(options: PrepareOptions, table: Manifest, name: str) -> None:
     """Warn when the manifest's scans were prepared otherwise than the model's training scans (QC images aside)."""
-    record = prepare_record(table)
+    record = prepare_parameters(table)
     prepared = None if record is None else dataclasses.replace(PrepareOptions.from_dict(record), qc_png=False)
     if prepared != dataclasses.replace(options, qc_png=False):
         log.warning("%s was trained on scans prepared with %s, the manifest's were prepared with %s",

@@ -12,6 +12,7 @@ import yaml
 
 from wmhkit.cli import main
 from wmhkit.errors import ManifestError, OutputError
+from wmhkit.train.checkpoint import CheckpointError
 from wmhkit.infer.model_folder import read_model_spec
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import write_manifest
@@ -320,6 +321,19 @@ def test_existing_run_needs_resume(prepared_manifest: Path, tmp_path: Path) -> N
     train_volume(_config(), tmp_path / "run", manifest=prepared_manifest, resume=True)  # finished: re-export only
 
 
+def test_resume_on_another_manifest_is_refused(prepared_manifest: Path, tmp_path: Path) -> None:
+    """The run identity holds the manifest's content, as a segmentation run's does (one run-folder rule)."""
+    train_volume(_config(), tmp_path / "run", manifest=prepared_manifest)
+    table = pd.read_csv(prepared_manifest, sep="\t", dtype=str, keep_default_na=False)
+    table.loc[0, "volume_ml"] = str(float(table.loc[0, "volume_ml"]) + 1.0)
+    edited = prepared_manifest.with_name("manifest_edited.tsv")
+    table.to_csv(edited, sep="\t", index=False)
+    with pytest.raises(CheckpointError, match="another config, manifest or device"):
+        train_volume(_config(), tmp_path / "run", manifest=edited, resume=True)
+    with pytest.raises(CheckpointError):
+        train_volume(_config(epochs=2), tmp_path / "run", manifest=prepared_manifest, resume=True)
+
+
 def test_cli_trains_and_writes_the_evaluation_tables(prepared_manifest: Path, tmp_path: Path) -> None:
     config_path = tmp_path / "tiny.yaml"
     config_path.write_text(yaml.safe_dump({**TINY, "split": {"train": 0.2, "val": 0.1, "test": 0.7,
@@ -335,3 +349,19 @@ def test_cli_trains_and_writes_the_evaluation_tables(prepared_manifest: Path, tm
     confounders = pd.read_csv(tmp_path / "run" / "evaluation" / "confounders.csv")
     assert set(confounders["fit"]) == {"predicted", "predicted+covariates"}
     assert set(confounders["term"]) == {"intercept", "predicted_volume_ml", "vent_ml", "wm_ml", "csf_ml"}
+
+
+def test_mixed_volume_and_fazekas_evaluation_scores_each_model_on_its_own_columns(
+        prepared_manifest: Path, tmp_path: Path) -> None:
+    """Listed last, the Fazekas model used to make the volume model be scored on grades it never predicts."""
+    from wmhkit.infer.volume_evaluation import evaluate_volume_models
+
+    folders = {labels: train_volume(_config(labels=labels), tmp_path / labels, manifest=prepared_manifest)
+               .seeds[0].model_dir for labels in ("volume", "fazekas")}
+    table = pd.read_csv(prepared_manifest, sep="\t", dtype=str, keep_default_na=False)
+    scan_ids = list(table["subject"])
+    evaluate_volume_models(folders, prepared_manifest, tmp_path / "evaluation", {"all": scan_ids})
+    agreement = pd.read_csv(tmp_path / "evaluation" / "agreement.csv").set_index("model")
+    assert agreement.loc["volume", ["reference", "predicted"]].tolist() == ["volume_ml", "predicted_volume_ml"]
+    assert agreement.loc["fazekas", ["reference", "predicted"]].tolist() == ["fazekas", "predicted_grade"]
+    assert (agreement["n"] == 9).all()

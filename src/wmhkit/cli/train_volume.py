@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-import pandas as pd
 import typer
 
 from wmhkit.cli import app
-
-log = logging.getLogger(__name__)
 
 
 @app.command("train-volume")
@@ -22,6 +18,7 @@ def train_volume_command(
     evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Score every seed's model on the test split."),
 ) -> None:
     """Train a GP-Unet on the manifest's volume_ml or fazekas (or its strong twin on gold masks)."""
+    from wmhkit.infer.volume_evaluation import evaluate_volume_models
     from wmhkit.train.config import resolve_config_path
     from wmhkit.train.volume import train_volume
     from wmhkit.train.volume_config import load_volume_config
@@ -34,7 +31,7 @@ def train_volume_command(
     test_ids = [scan for scan, role in result.splits.items() if role == "test"]
     if evaluate and test_ids:
         models = {f"{settings.name}/seed-{seed.seed}": seed.model_dir for seed in result.seeds}
-        written = write_evaluation(models, result.manifest, out / "evaluation", {"test": test_ids})
+        written = evaluate_volume_models(models, result.manifest, out / "evaluation", {"test": test_ids})
         typer.echo(f"evaluation: {', '.join(str(p) for p in written)}")
 
 
@@ -46,41 +43,11 @@ def evaluate_volume_command(
     set_name: str = typer.Option("all", "--set", help="Name of this scan set in the tables."),
 ) -> None:
     """ICC(2,1) with 95 % CI, Pearson r, Bland-Altman, Dice and the confounder OLS of volume models."""
+    from wmhkit.infer.volume_evaluation import evaluate_volume_models
     from wmhkit.io.manifest import read_manifest
 
     table = read_manifest(manifest)
     scan_ids = [table.scan_id(row) for row in table.rows()]
     named = {str(model): model for model in models}
-    written = write_evaluation(named, manifest, out, {set_name: scan_ids})
+    written = evaluate_volume_models(named, manifest, out, {set_name: scan_ids})
     typer.echo(f"wrote {', '.join(str(p) for p in written)}")
-
-
-def write_evaluation(models: dict[str, Path], manifest: Path, out: Path,
-                     scan_sets: dict[str, list[str]]) -> list[Path]:
-    """Predict every (model, scan set), then write the per-scan CSV and the agreement/confounder tables."""
-    from wmhkit.infer.volume import load_volume_model, predict_scans
-    from wmhkit.stats.tables import write_csv, write_tables
-    from wmhkit.stats.volume_models import agreement_table, confounder_table
-
-    frames = []
-    columns: tuple[str, str] = ("volume_ml", "predicted_volume_ml")
-    for name, folder in models.items():
-        model = load_volume_model(folder)
-        if model.labels == "fazekas":
-            columns = ("fazekas", "predicted_grade")
-        for set_name, scan_ids in scan_sets.items():
-            frame = predict_scans(model, manifest, scan_ids=scan_ids)
-            frame.insert(0, "set", set_name)
-            frame.insert(0, "model", name)
-            frames.append(frame)
-    predictions = pd.concat(frames, ignore_index=True)
-    written = [write_csv(predictions, out / "predictions.csv")]
-    reference, predicted = columns
-    for name, build in (("agreement", agreement_table), ("confounders", confounder_table)):
-        try:
-            table = build(predictions, reference=reference, predicted=predicted)
-        except ValueError as exc:  # too few scans in a set for ICC (3) or the OLS (5)
-            log.warning("%s table not written: %s", name, exc)
-            continue
-        written.extend(write_tables(table, out, name))
-    return written

@@ -28,7 +28,8 @@ import nibabel as nib
 from wmhkit.io.manifest import read_manifest
 from wmhkit.train.checkpoint import CheckpointError
 from wmhkit.train.config import TrainConfig, load_config, resolve_config_path
-from wmhkit.train.segmentation import RUN_JSON, Progress, train_run
+from wmhkit.train.run_folder import RUN_JSON
+from wmhkit.train.segmentation import Progress, train_run
 from wmhkit.train.volume import train_volume
 from wmhkit.train.volume_config import VolumeConfig, load_volume_config
 

@@ -75,26 +75,12 @@ def wrap_model(model: torch.nn.Module, context: DistContext) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=device_ids)
 
 
-def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain network inside a DDP wrapper (for state dicts without the ``module.`` prefix)."""
-    return model.module if isinstance(model, DistributedDataParallel) else model
-
-
 def all_reduce_sum(values: torch.Tensor, context: DistContext) -> torch.Tensor:
     """Element-wise sum of ``values`` over ranks (unchanged when not distributed)."""
     if context.distributed:
         values = values.clone()
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values
-
-
-def broadcast_flag(flag: bool, context: DistContext) -> bool:
-    """Rank 0's ``flag`` on every rank."""
-    if not context.distributed:
-        return flag
-    value = torch.tensor([int(flag)], device=context.device)
-    dist.broadcast(value, src=0)
-    return bool(value.item())
 
 
 def broadcast_buffers(model: torch.nn.Module, context: DistContext) -> None:

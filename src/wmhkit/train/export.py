@@ -15,6 +15,7 @@ the same one ``predict`` puts in its completion records and sidecars.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,7 +34,27 @@ from wmhkit.infer.model_folder import (
     save_weights,
 )
 from wmhkit.io.atomic import write_text_atomic
-from wmhkit.io.provenance import software_versions
+from wmhkit.io.manifest import Manifest
+from wmhkit.io.provenance import sidecar_path, software_versions
+
+log = logging.getLogger(__name__)
+
+
+def prepare_parameters(manifest: Manifest) -> dict[str, Any] | None:
+    """The prepare options recorded in the first scan's FLAIR sidecar, for the exported ``model.yaml``.
+
+    Both trainers record them so that ``predict`` prepares scans as training saw them.
+    A manifest whose FLAIRs have no ``wmhkit prepare`` sidecar (scans prepared by another
+    tool) trains, with a warning: predict then uses the default prepare options.
+    """
+    for row in manifest.rows():
+        sidecar = sidecar_path(manifest.path(row, "flair"))
+        if sidecar.is_file():
+            return json.loads(sidecar.read_text(encoding="utf-8")).get("parameters")
+        break
+    log.warning("%s: the prepared FLAIRs have no wmhkit prepare sidecar; model.yaml records no prepare options "
+                "(predict will prepare scans with the defaults)", manifest.source)
+    return None
 
 
 def export_model_folder(

@@ -3,7 +3,7 @@
 :func:`train_run` runs a :class:`~wmhkit.train.config.TrainConfig` on a prepared
 manifest into a run folder::
 
-    RUN/run.json                 config hash, manifest and its sha256
+    RUN/run.json                 run identity (config, manifest sha256, device type; :mod:`wmhkit.train.run_folder`)
     RUN/config.yaml              the resolved config
     RUN/splits.tsv               stage, fold, scan, role (train / val / test)
     RUN/stages/<stage>/<plane>[/fold<k>]/
@@ -42,11 +42,11 @@ import pandas as pd
 import torch
 import yaml
 
-from wmhkit.errors import InputError, OutputError
-from wmhkit.io.atomic import is_temporary, write_text_atomic
+from wmhkit.errors import InputError
+from wmhkit.io.atomic import write_text_atomic
 from wmhkit.io.manifest import Manifest, read_manifest
 from wmhkit.io.nifti import load_image, load_mask
-from wmhkit.io.provenance import sha256_file, sidecar_path
+from wmhkit.io.provenance import sha256_file
 from wmhkit.metrics.segmentation import METRIC_COLUMNS, segmentation_metrics, wmh_from_gold
 from wmhkit.nn.imagenet import load_imagenet_encoder
 from wmhkit.nn.losses import DiceFocalLoss, split_labels
@@ -55,7 +55,7 @@ from wmhkit.nn.planes import predict_plane
 from wmhkit.nn.vgg_unet import DOWNSAMPLING, VGG16UNet, build_network
 from wmhkit.train import distributed
 from wmhkit.train.checkpoint import (
-    BEST_NAME, LAST_NAME, CheckpointError, config_hash, load_checkpoint, load_resume_checkpoint,
+    BEST_NAME, LAST_NAME, load_checkpoint, load_resume_checkpoint,
     restore_training_state, save_checkpoint,
 )
 from wmhkit.train.config import TrainConfig
@@ -64,9 +64,10 @@ from wmhkit.train.data import (
     to_tensors,
 )
 from wmhkit.train.distributed import DistContext
-from wmhkit.train.export import export_model_folder
+from wmhkit.train.export import export_model_folder, prepare_parameters
 from wmhkit.train.history import write_history
 from wmhkit.train.reproducibility import epoch_generator, seed_everything
+from wmhkit.train.run_folder import run_identity, start_run_folder
 from wmhkit.train.splits import Split, gold_folds, train_val_split
 
 log = logging.getLogger(__name__)
@@ -74,9 +75,6 @@ log = logging.getLogger(__name__)
 #: ``progress(description, done, total)`` is called after every training batch.
 Progress = Callable[[str, int, int], None]
 DONE_NAME = "done.json"
-RUN_JSON = "run.json"
-#: Files :func:`_start_run_folder` writes before ``run.json`` (its commit marker).
-_RUN_FOLDER_SETUP = ("config.yaml", "splits.tsv")
 CV_METRICS = "cv_metrics.tsv"
 MODEL_DIR = "model"
 
@@ -114,12 +112,16 @@ class RunResult:
     units: dict[str, UnitResult]
 
 
-def plan_run(config: TrainConfig, manifest_path: str | os.PathLike[str]) -> RunPlan:
+def plan_run(config: TrainConfig, manifest_path: str | os.PathLike[str], *,
+             device: torch.device | None = None) -> RunPlan:
     """Read the prepared manifest and fix every stage's split.
 
     Bronze and silver stages split ``val_fraction`` of their scans to validation
     (silver stratified by ``scanner``); a gold stage with ``folds`` > 1 gets
     :func:`~wmhkit.train.splits.gold_folds`, else a train/validation split.
+
+    The plan's digest is the run identity (:func:`~wmhkit.train.run_folder.run_identity`):
+    config, manifest content and the type of ``device`` (default: the config's device).
 
     Raises
     ------
@@ -153,7 +155,8 @@ def plan_run(config: TrainConfig, manifest_path: str | os.PathLike[str]) -> RunP
         splits.append(stage_splits)
         stage_sources.append(tuple(sources))
     manifest_sha = sha256_file(manifest_path)
-    digest = config_hash({"config": config.identity(), "manifest_sha256": manifest_sha})
+    device = device if device is not None else distributed.choose_device(config.device)
+    digest = run_identity(config.identity(), manifest_sha, device)
     return RunPlan(config, manifest, manifest_sha, digest, tuple(splits), tuple(stage_sources))
 
 
@@ -193,7 +196,7 @@ def train_run(
                          "pass --manifest PREPARED/manifest.tsv or set manifest: in the config")
     check_imagenet_weights(config)
     context = distributed.init_distributed(config.device)
-    plan = plan_run(config, manifest)
+    plan = plan_run(config, manifest, device=context.device)
     out_dir = Path(out_dir)
     if context.is_main:
         _start_run_folder(plan, out_dir, Path(manifest), resume)
@@ -225,39 +228,17 @@ def _plane_worker(plan: RunPlan, plane: str, out_dir: Path, resume: bool, thread
 
 
 def _start_run_folder(plan: RunPlan, out_dir: Path, manifest: Path, resume: bool) -> None:
-    run_json = out_dir / RUN_JSON
-    if run_json.exists():
-        if not resume:
-            raise OutputError(f"{out_dir} already holds a training run; pass --resume to continue it or choose a new --out")
-        recorded = json.loads(run_json.read_text())
-        if recorded.get("config_hash") != plan.digest:
-            raise CheckpointError(run_json, "the run folder was started with another config or manifest",
-                                  "resume with the original config and manifest, or choose a new --out")
-        return
-    if out_dir.exists() and not _is_unstarted_run(out_dir):
-        raise OutputError(f"{out_dir} exists and is not empty; choose a new or empty folder for --out")
-    out_dir.mkdir(parents=True, exist_ok=True)
     config = plan.config
-    write_text_atomic(out_dir / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     rows = []
     for stage, stage_splits in zip(config.stages, plan.splits):
         for split in stage_splits:
             rows += [{"stage": stage.name, "fold": "" if split.fold is None else split.fold, "scan": scan, "role": role}
                      for scan, role in sorted(split.roles().items())]
-    write_text_atomic(out_dir / "splits.tsv", pd.DataFrame(rows).to_csv(sep="\t", index=False, lineterminator="\n"))
-    record = {"config_hash": plan.digest, "manifest": str(manifest.resolve()), "manifest_sha256": plan.manifest_sha256,
+    setup = {"config.yaml": yaml.safe_dump(config.to_dict(), sort_keys=False),
+             "splits.tsv": pd.DataFrame(rows).to_csv(sep="\t", index=False, lineterminator="\n")}
+    record = {"manifest": str(manifest.resolve()), "manifest_sha256": plan.manifest_sha256,
               "seed": config.seed, "name": config.name}
-    write_text_atomic(run_json, json.dumps(record, indent=2, sort_keys=True) + "\n")
-
-
-def _is_unstarted_run(out_dir: Path) -> bool:
-    """True for an empty folder, or one holding only what a killed :func:`_start_run_folder` left.
-
-    ``run.json`` is written last, so a run killed before it holds at most
-    ``config.yaml``, ``splits.tsv`` and atomic-write temporaries; these are rewritten
-    identically from the plan, so the folder can be started again.
-    """
-    return all(path.is_file() and (path.name in _RUN_FOLDER_SETUP or is_temporary(path)) for path in out_dir.iterdir())
+    start_run_folder(out_dir, digest=plan.digest, setup_files=setup, record=record, resume=resume)
 
 
 def initial_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
@@ -551,21 +532,10 @@ def export_run_model(plan: RunPlan, out_dir: Path, units: Mapping[str, UnitResul
                "decoder_batch_norm": config.network.decoder_batch_norm}
     return export_model_folder(
         out_dir / MODEL_DIR, network=network, plane_weights=weights, fusion=config.fusion,
-        threshold=config.threshold, prepare=_prepare_options(plan.manifest),
+        threshold=config.threshold, prepare=prepare_parameters(plan.manifest),
         input_geometry={"patch_size": config.data.patch_size, "pad_shape": list(config.data.pad_shape),
                         "size_multiple": DOWNSAMPLING},
         trained_on=f"{config.name}: {len(plan.manifest)} scans of {plan.manifest.source}, stages "
                    + " → ".join(f"{s.name} ({s.labels})" for s in config.stages),
         provenance=provenance,
     )
-
-
-def _prepare_options(manifest: Manifest) -> dict[str, Any] | None:
-    """The prepare parameters recorded in the first scan's FLAIR sidecar (None when absent)."""
-    for row in manifest.rows():
-        sidecar = sidecar_path(manifest.path(row, "flair"))
-        if sidecar.is_file():
-            return json.loads(sidecar.read_text()).get("parameters")
-        break
-    log.warning("prepared FLAIR has no sidecar; model.yaml records no prepare options")
-    return None

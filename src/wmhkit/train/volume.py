@@ -6,6 +6,7 @@ config's ``labels``), splits them 60/20/20 (or by the manifest's ``split``
 column), puts every scan into the fixed input box once
 (:mod:`wmhkit.train.volume_data`), and trains one network per seed::
 
+    RUN/run.json                  run identity (config, manifest sha256, device type; :mod:`wmhkit.train.run_folder`)
     RUN/config.yaml               the resolved config
     RUN/splits.tsv                scan → train / val / test
     RUN/seed-<s>/last.pt          checkpoint after every epoch (+ last.prev.pt)
@@ -54,20 +55,22 @@ from wmhkit.infer.volume import predicted_class
 from wmhkit.io.atomic import write_text_atomic
 from wmhkit.io.manifest import Manifest, read_manifest
 from wmhkit.io.nifti import load_image, load_mask
-from wmhkit.io.provenance import sha256_file, sidecar_path, software_versions
+from wmhkit.io.provenance import sha256_file, software_versions
 from wmhkit.nn.gp_unet import GPUNet, build_network
+from wmhkit.train import distributed
 from wmhkit.train.checkpoint import (
     BEST_NAME,
     LAST_NAME,
-    config_hash,
     load_checkpoint,
     load_resume_checkpoint,
     restore_training_state,
     save_checkpoint,
 )
+from wmhkit.train.export import prepare_parameters
 from wmhkit.train.history import write_history
 from wmhkit.train.reproducibility import epoch_generator, seed_everything
-from wmhkit.train.volume_config import EXECUTION_KEYS, FAZEKAS_GRADES, VolumeConfig
+from wmhkit.train.run_folder import run_identity, start_run_folder
+from wmhkit.train.volume_config import FAZEKAS_GRADES, VolumeConfig
 from wmhkit.train.volume_data import (
     BoxScan,
     augment_box,
@@ -247,23 +250,6 @@ def load_boxes(manifest: Manifest, table: pd.DataFrame, config: VolumeConfig) ->
         gold = load_mask(gold_path, allowed_labels=(0, 1, 2)) if gold_path is not None else None
         boxes[row["scan_id"]] = box_scan(load_image(flair_path), load_mask(mask_path), config.box, gold)
     return boxes
-
-
-def prepare_record(manifest: Manifest) -> dict[str, Any] | None:
-    """The prepare options recorded in the first scan's FLAIR sidecar (None when there is none).
-
-    Raises
-    ------
-    InputError
-        When the FLAIR was not written by ``wmhkit prepare`` (no native-geometry record).
-    """
-    row = next(manifest.rows())
-    sidecar = sidecar_path(manifest.path(row, "flair"))
-    record = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.is_file() else {}
-    if "native_geometry" not in record:
-        raise InputError(manifest.source, "the manifest's FLAIR files are not prepared scans",
-                         "run `wmhkit prepare MANIFEST --out PREP` and train on PREP/manifest.tsv")
-    return record.get("parameters")
 
 
 def build_model(config: VolumeConfig, seed: int) -> GPUNet:
@@ -514,15 +500,6 @@ def export_volume_model(
     return model_dir
 
 
-def resolve_device(preference: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise InputError(None, "device cuda asked for, but no CUDA GPU is available", "set device: cpu or auto")
-    if preference == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(preference)
-
-
 def train_volume(
     config: VolumeConfig, out_dir: str | os.PathLike[str], *, manifest: str | os.PathLike[str] | None = None,
     resume: bool = False,
@@ -552,24 +529,29 @@ def train_volume(
         raise InputError(None, "no manifest given", "set manifest: in the config or pass --manifest")
     table_manifest = read_manifest(manifest_path)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    digest = config_hash(config.hashed_dict())
-    _check_run_folder(out_dir, config, resume)
+    try:
+        device = distributed.choose_device(config.device)
+    except ValueError as exc:
+        raise InputError(config.source, str(exc), "set device: cpu or auto") from exc
+    manifest_sha = sha256_file(manifest_path)
+    digest = run_identity(config.hashed_dict(), manifest_sha, device)
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = resolve_device(config.device)
-    prepare = prepare_record(table_manifest)
+    prepare = prepare_parameters(table_manifest)
     table = select_scans(table_manifest, config)
     splits = assign_splits(table, config)
     targets = make_targets(table, splits, config)
     if config.network_spec().get("pooled_norm") and list(splits.values()).count("train") < 2:
         raise ManifestError(manifest_path, "batch normalisation of the pooled features needs at least 2 training scans",
                             "label more scans, or set network.pooled_norm: none in the config")
-    write_text_atomic(out_dir / SPLITS_TSV, "scan_id\tsplit\n" + "".join(f"{s}\t{r}\n" for s, r in splits.items()))
+    setup = {"config.yaml": yaml.safe_dump(config.to_dict(), sort_keys=False),
+             SPLITS_TSV: "scan_id\tsplit\n" + "".join(f"{s}\t{r}\n" for s, r in splits.items())}
+    start_run_folder(out_dir, digest=digest, setup_files=setup, resume=resume,
+                     record={"manifest": str(manifest_path.resolve()), "manifest_sha256": manifest_sha,
+                             "seeds": list(config.seeds), "name": config.name, "device": device.type})
     log.info("train-volume %s: %d scans (%s); putting them into the %s box", config.name, len(splits),
              ", ".join(f"{r} {list(splits.values()).count(r)}" for r in SPLIT_ROLES), list(config.box.shape))
     boxes = load_boxes(table_manifest, table, config)
-    manifest_sha = sha256_file(manifest_path)
     results = []
     for seed in config.seeds:
         folder = out_dir / f"seed-{seed}"
@@ -585,19 +567,3 @@ def train_volume(
                        f"({config.labels} labels), seed {seed}")
         results.append(SeedResult(seed, folder, model_dir, epochs, best))
     return VolumeRunResult(out_dir, manifest_path, splits, results)
-
-
-def _check_run_folder(out_dir: Path, config: VolumeConfig, resume: bool) -> None:
-    """Write ``config.yaml``; on resume it must match the one already there (same hash)."""
-    config_path = out_dir / "config.yaml"
-    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
-    if config_path.is_file():
-        previous = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-        same = config_hash({k: v for k, v in previous.items() if k not in EXECUTION_KEYS}) \
-            == config_hash(config.hashed_dict())
-        if resume and not same:
-            raise InputError(config_path, "the run folder was started with a different config",
-                             "resume with the original config or choose a new --out")
-        if not resume:
-            raise OutputError(f"{out_dir} already holds a run; pass --resume to continue it or choose a new --out")
-    write_text_atomic(config_path, text)
