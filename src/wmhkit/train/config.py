@@ -54,14 +54,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from importlib import resources
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from wmhkit.errors import InputError
+from wmhkit.train.config_reader import ConfigError, ConfigReader, plain
 
 LABEL_KINDS = ("bronze", "silver", "gold")
 BRONZE_COMBINE = ("each", "union", "majority")
@@ -75,10 +75,6 @@ INITS = ("random", "imagenet")
 DEFAULT_FREEZE = {"bronze": 0, "silver": 5, "gold": 10}
 #: Keys that change how a run is executed but not what it computes (left out of the config hash).
 EXECUTION_KEYS = ("parallel_planes", "tensorboard", "manifest", "imagenet_weights")
-
-
-class ConfigError(InputError):
-    """A training config key is missing, unknown or has an invalid value."""
 
 
 @dataclass(frozen=True)
@@ -167,7 +163,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain (YAML/JSON-ready) form of the resolved config."""
-        record = _plain(dataclasses.asdict(self))
+        record = plain(dataclasses.asdict(self))
         record.pop("source")
         return record
 
@@ -227,7 +223,7 @@ def load_config(path: str | os.PathLike[str]) -> TrainConfig:
 def parse_config(raw: Any, *, source: str | os.PathLike[str] | None = None) -> TrainConfig:
     """Validate a config mapping (as read from YAML) into a :class:`TrainConfig`."""
     where = Path(source) if source is not None else None
-    reader = _Reader(where)
+    reader = ConfigReader(where)
     top = reader.mapping(raw, "")
     reader.known(top, "", {f.name for f in dataclasses.fields(TrainConfig)} - {"source"})
     default_name = where.stem if where is not None else "run"
@@ -278,7 +274,7 @@ def parse_config(raw: Any, *, source: str | os.PathLike[str] | None = None) -> T
     return config
 
 
-def _stage(reader: _Reader, raw: Any, at: str) -> StageConfig:
+def _stage(reader: ConfigReader, raw: Any, at: str) -> StageConfig:
     item = reader.mapping(raw, at)
     reader.known(item, at, {f.name for f in dataclasses.fields(StageConfig)})
     labels = reader.choice(item, at, "labels", LABEL_KINDS, None)
@@ -309,7 +305,7 @@ def _stage(reader: _Reader, raw: Any, at: str) -> StageConfig:
     )
 
 
-def _section(reader: _Reader, top: Mapping[str, Any], key: str, cls: type, prefix: str = "") -> Any:
+def _section(reader: ConfigReader, top: Mapping[str, Any], key: str, cls: type, prefix: str = "") -> Any:
     at = f"{prefix}{key}"
     raw = top.get(key, {})
     section = reader.mapping({} if raw is None else raw, at)
@@ -330,7 +326,7 @@ def _section(reader: _Reader, top: Mapping[str, Any], key: str, cls: type, prefi
     return cls(**values)
 
 
-def _check_values(reader: _Reader, config: TrainConfig) -> None:
+def _check_values(reader: ConfigReader, config: TrainConfig) -> None:
     fail = reader.fail
     if not 0 < config.network.width <= 4:
         fail("network.width", f"must be in (0, 4], got {config.network.width}", "use 1.0 (VGG16) or e.g. 0.0625 on a CPU")
@@ -349,95 +345,3 @@ def _check_values(reader: _Reader, config: TrainConfig) -> None:
         fail("loss.alpha", f"must be in [0, 1], got {config.loss.alpha}", "use 0.25")
     if config.init == "imagenet" and config.network.width <= 0:
         fail("init", "imagenet needs a positive width", "use width 1.0")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-class _Reader:
-    """Typed getters that raise :class:`ConfigError` naming the key path."""
-
-    def __init__(self, where: Path | None) -> None:
-        self.where = where
-
-    def fail(self, key: str, reason: str, fix: str) -> None:
-        raise ConfigError(self.where, f"{key}: {reason}", fix)
-
-    @staticmethod
-    def _key(at: str, key: str) -> str:
-        return f"{at}.{key}" if at else key
-
-    def mapping(self, raw: Any, at: str) -> dict[str, Any]:
-        if not isinstance(raw, dict):
-            self.fail(at or "config", f"must be a mapping of keys, got {type(raw).__name__}", "write key: value lines")
-        return raw
-
-    def known(self, item: Mapping[str, Any], at: str, allowed: set[str]) -> None:
-        unknown = sorted(str(k) for k in item if k not in allowed)
-        if unknown:
-            self.fail(self._key(at, unknown[0]), "unknown key", f"use one of {sorted(allowed)}")
-
-    def string(self, item: Mapping[str, Any], at: str, key: str, default: str | None) -> str:
-        value = item.get(key, default)
-        if not isinstance(value, str) or not value:
-            self.fail(self._key(at, key), f"must be a non-empty string, got {value!r}", "give a name")
-        return value
-
-    def optional_str(self, item: Mapping[str, Any], at: str, key: str) -> str | None:
-        value = item.get(key)
-        return None if value is None else self.string(item, at, key, None)
-
-    def choice(self, item: Mapping[str, Any], at: str, key: str, options: Sequence[str], default: str | None) -> str:
-        value = item.get(key, default)
-        if value not in options:
-            self.fail(self._key(at, key), f"must be one of {list(options)}, got {value!r}", f"use one of {list(options)}")
-        return value
-
-    def boolean(self, item: Mapping[str, Any], at: str, key: str, default: bool) -> bool:
-        value = item.get(key, default)
-        if not isinstance(value, bool):
-            self.fail(self._key(at, key), f"must be true or false, got {value!r}", "write true or false")
-        return value
-
-    def integer(self, item: Mapping[str, Any], at: str, key: str, default: int, *, minimum: int,
-                maximum: int | None = None) -> int:
-        value = item.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (
-                maximum is not None and value > maximum):
-            bound = f"from {minimum}" + (f" to {maximum}" if maximum is not None else "")
-            self.fail(self._key(at, key), f"must be a whole number {bound}, got {value!r}", "fix the number")
-        return value
-
-    def number(self, item: Mapping[str, Any], at: str, key: str, default: float, *, minimum: float,
-               maximum: float | None = None, open_interval: bool = False) -> float:
-        value = item.get(key, default)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok:
-            value = float(value)
-            low_ok = value > minimum if open_interval else value >= minimum
-            high_ok = maximum is None or (value < maximum if open_interval else value <= maximum)
-            ok = low_ok and high_ok and value == value
-        if not ok:
-            bounds = f"{'(' if open_interval else '['}{minimum}, {maximum if maximum is not None else '∞'}" + (
-                ")" if open_interval or maximum is None else "]")
-            self.fail(self._key(at, key), f"must be a number in {bounds}, got {value!r}", "fix the number")
-        return value
-
-    def string_list(self, item: Mapping[str, Any], at: str, key: str, default: list[str]) -> list[str]:
-        value = item.get(key, default)
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.fail(self._key(at, key), f"must be a list of names, got {value!r}", "write [a, b]")
-        return value
-
-    def integer_list(self, item: Mapping[str, Any], at: str, key: str, length: int) -> list[int]:
-        value = item.get(key)
-        if (not isinstance(value, list) or len(value) != length
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
-            self.fail(self._key(at, key), f"must be a list of {length} positive whole numbers, got {value!r}",
-                      f"write e.g. [{', '.join(['256'] * length)}]")
-        return value

@@ -36,6 +36,7 @@ from wmhkit.infer.model_folder import (
 from wmhkit.io.atomic import write_text_atomic
 from wmhkit.io.manifest import Manifest
 from wmhkit.io.provenance import sidecar_path, software_versions
+from wmhkit.train.config_reader import plain
 
 log = logging.getLogger(__name__)
 
@@ -103,17 +104,7 @@ def export_model_folder(
         "wmhkit_version": wmhkit.__version__,
         "trained_on": trained_on,
     }
-    write_text_atomic(out_dir / MODEL_YAML, yaml.safe_dump(_plain(description), sort_keys=False))
-    record = {**_plain(dict(provenance)), "versions": software_versions(), "model_hash": model_hash(out_dir)}
+    write_text_atomic(out_dir / MODEL_YAML, yaml.safe_dump(plain(description), sort_keys=False))
+    record = {**plain(dict(provenance)), "versions": software_versions(), "model_hash": model_hash(out_dir)}
     write_text_atomic(out_dir / PROVENANCE_JSON, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return out_dir
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value

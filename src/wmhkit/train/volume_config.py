@@ -48,14 +48,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from wmhkit.train.config import ConfigError
+from wmhkit.train.config_reader import ConfigError, ConfigReader, is_finite_number, is_whole, plain
 from wmhkit.train.volume_data import TARGET_TRANSFORMS, Augmentation, BoxSpec
 
 LABELS = ("volume", "fazekas", "volume_bins", "gold")
@@ -161,7 +161,7 @@ class VolumeConfig:
         record = dataclasses.asdict(self)
         record["box"] = self.box.to_dict()
         record.pop("source")
-        return _plain(record)
+        return plain(record)
 
     def hashed_dict(self) -> dict[str, Any]:
         """:meth:`to_dict` without the execution-only keys (input of the config hash)."""
@@ -189,12 +189,12 @@ def load_volume_config(path: str | os.PathLike[str]) -> VolumeConfig:
 def parse_volume_config(raw: Any, *, source: str | os.PathLike[str] | None = None) -> VolumeConfig:
     """Validate a config mapping (as read from YAML) into a :class:`VolumeConfig`."""
     where = Path(source) if source is not None else None
-    check = _Checker(where)
+    check = ConfigReader(where)
     top = check.mapping(raw, "config")
     check.known(top, "", _TOP_KEYS)
-    labels = check.choice(top, "labels", LABELS, "volume")
+    labels = check.choice(top, "", "labels", LABELS, "volume")
     default_task = {"volume": "regression", "gold": "regression"}.get(labels, "ordinal")
-    task = check.choice(top, "task", TASKS, default_task)
+    task = check.choice(top, "", "task", TASKS, default_task)
     if labels in ("fazekas", "volume_bins") and task == "regression":
         check.fail("task", f"labels {labels!r} are ordered classes, not a volume", "use ordinal or classification")
     if labels == "volume" and task != "regression":
@@ -202,11 +202,11 @@ def parse_volume_config(raw: Any, *, source: str | os.PathLike[str] | None = Non
                    "use task: regression, or labels: volume_bins for classes")
     manifest = top.get("manifest")
     if manifest is not None:
-        manifest = check.string(top, "manifest")
+        manifest = check.string(top, "", "manifest", None)
         if where is not None and not Path(manifest).is_absolute():
             manifest = str(where.parent / manifest)
     seeds = top.get("seeds", [0])
-    if not isinstance(seeds, list) or not seeds or not all(_whole(s) and s >= 0 for s in seeds) \
+    if not isinstance(seeds, list) or not seeds or not all(is_whole(s) and s >= 0 for s in seeds) \
             or len(set(seeds)) != len(seeds):
         check.fail("seeds", f"must be a non-empty list of distinct whole numbers >= 0, got {seeds!r}", "write e.g. [0, 1, 2]")
     scanners = top.get("scanners", [])
@@ -214,28 +214,28 @@ def parse_volume_config(raw: Any, *, source: str | os.PathLike[str] | None = Non
         check.fail("scanners", f"must be a list of scanner names, got {scanners!r}", "write e.g. [A, B, C] or []")
     network = check.section(top, "network", {"base_channels", "levels", "pooling", "pooled_norm"})
     config = VolumeConfig(
-        name=check.string(top, "name", where.stem if where is not None else "volume"),
+        name=check.string(top, "", "name", where.stem if where is not None else "volume"),
         seeds=tuple(int(s) for s in seeds),
         manifest=manifest,
         labels=labels,
         task=task,
-        n_bins=check.integer(top, "n_bins", 5, minimum=2),
+        n_bins=check.integer(top, "", "n_bins", 5, minimum=2),
         scanners=tuple(scanners),
         split=_split(check, top),
         box=_box(check, top),
-        base_channels=check.integer(network, "base_channels", 16, minimum=1, at="network"),
-        levels=check.integer(network, "levels", 3, minimum=2, maximum=3, at="network"),
+        base_channels=check.integer(network, "network", "base_channels", 16, minimum=1),
+        levels=check.integer(network, "network", "levels", 3, minimum=2, maximum=3),
         optimizer=_optimizer(check, top),
-        epochs=check.integer(top, "epochs", 100, minimum=1),
-        batch_size=check.integer(top, "batch_size", 4, minimum=1),
+        epochs=check.integer(top, "", "epochs", 100, minimum=1),
+        batch_size=check.integer(top, "", "batch_size", 4, minimum=1),
         patience=_patience(check, top),
         augmentation=_augmentation(check, top),
-        device=check.choice(top, "device", DEVICES, "auto"),
-        threads=check.integer(top, "threads", 0, minimum=0),
-        target_transform=check.choice(top, "target_transform", TARGET_TRANSFORMS, "log1p"),
-        pooling=check.choice(network, "pooling", POOLINGS, "mean", at="network"),
-        pooled_norm=check.choice(network, "pooled_norm", POOLED_NORMS, "batch", at="network"),
-        voxel_loss=check.choice(top, "voxel_loss", VOXEL_LOSSES, "dice"),
+        device=check.choice(top, "", "device", DEVICES, "auto"),
+        threads=check.integer(top, "", "threads", 0, minimum=0),
+        target_transform=check.choice(top, "", "target_transform", TARGET_TRANSFORMS, "log1p"),
+        pooling=check.choice(network, "network", "pooling", POOLINGS, "mean"),
+        pooled_norm=check.choice(network, "network", "pooled_norm", POOLED_NORMS, "batch"),
+        voxel_loss=check.choice(top, "", "voxel_loss", VOXEL_LOSSES, "dice"),
         source=None if where is None else str(where),
     )
     if config.pooling == "volume" and config.box.spacing_mm is None:
@@ -251,9 +251,9 @@ def parse_volume_config(raw: Any, *, source: str | os.PathLike[str] | None = Non
     return config
 
 
-def _split(check: _Checker, top: Mapping[str, Any]) -> SplitConfig:
+def _split(check: ConfigReader, top: Mapping[str, Any]) -> SplitConfig:
     section = check.section(top, "split", {f.name for f in dataclasses.fields(SplitConfig)})
-    fractions = [check.number(section, key, default, minimum=0.0, maximum=1.0, at="split")
+    fractions = [check.number(section, "split", key, default, minimum=0.0, maximum=1.0)
                  for key, default in (("train", 0.6), ("val", 0.2), ("test", 0.2))]
     if abs(sum(fractions) - 1.0) > 1e-6 or fractions[0] == 0 or fractions[1] == 0:
         check.fail("split", f"train/val/test fractions {fractions} must sum to 1 with train and val > 0",
@@ -261,23 +261,23 @@ def _split(check: _Checker, top: Mapping[str, Any]) -> SplitConfig:
     stratify = section.get("stratify", "scanner")
     if stratify is not None and not (isinstance(stratify, str) and stratify):
         check.fail("split.stratify", f"must be a column name or null, got {stratify!r}", "use scanner or null")
-    return SplitConfig(*fractions, seed=check.integer(section, "seed", 0, minimum=0, at="split"), stratify=stratify,
-                       use_manifest_split=check.boolean(section, "use_manifest_split", True, at="split"))
+    return SplitConfig(*fractions, seed=check.integer(section, "split", "seed", 0, minimum=0), stratify=stratify,
+                       use_manifest_split=check.boolean(section, "split", "use_manifest_split", True))
 
 
-def _box(check: _Checker, top: Mapping[str, Any]) -> BoxSpec:
+def _box(check: ConfigReader, top: Mapping[str, Any]) -> BoxSpec:
     section = check.section(top, "box", {"shape", "spacing_mm", "percentiles"})
     shape = section.get("shape", [112, 128, 32])
-    if not isinstance(shape, list) or len(shape) != 3 or not all(_whole(s) and s >= 2 for s in shape):
+    if not isinstance(shape, list) or len(shape) != 3 or not all(is_whole(s) and s >= 2 for s in shape):
         check.fail("box.shape", f"must be three whole numbers >= 2, got {shape!r}", "write e.g. [112, 128, 32]")
     spacing = section.get("spacing_mm", [1.4, 1.5, 4.5])
     if spacing is not None and (not isinstance(spacing, list) or len(spacing) != 3
-                                or not all(_real(s) and s > 0 for s in spacing)):
+                                or not all(is_finite_number(s) and s > 0 for s in spacing)):
         check.fail("box.spacing_mm", f"must be three positive numbers (mm) or null, got {spacing!r}",
                    "write e.g. [1.4, 1.5, 4.5], or null to fit each brain into the box")
     percentiles = section.get("percentiles", [1.0, 99.0])
     if percentiles is not None and (
-            not isinstance(percentiles, list) or len(percentiles) != 2 or not all(_real(p) for p in percentiles)
+            not isinstance(percentiles, list) or len(percentiles) != 2 or not all(is_finite_number(p) for p in percentiles)
             or not 0 <= percentiles[0] < percentiles[1] <= 100):
         check.fail("box.percentiles", f"must be [low, high] with 0 <= low < high <= 100 or null, got {percentiles!r}",
                    "use [1, 99], or null to keep the prepared intensities")
@@ -285,107 +285,26 @@ def _box(check: _Checker, top: Mapping[str, Any]) -> BoxSpec:
                    None if percentiles is None else tuple(float(p) for p in percentiles))
 
 
-def _optimizer(check: _Checker, top: Mapping[str, Any]) -> OptimizerConfig:
+def _optimizer(check: ConfigReader, top: Mapping[str, Any]) -> OptimizerConfig:
     section = check.section(top, "optimizer", {"name", "learning_rate", "weight_decay"})
     return OptimizerConfig(
-        name=check.choice(section, "name", OPTIMIZERS, "adadelta", at="optimizer"),
-        learning_rate=check.number(section, "learning_rate", 1.0, minimum=0.0, at="optimizer", positive=True),
-        weight_decay=check.number(section, "weight_decay", 0.0, minimum=0.0, at="optimizer"),
+        name=check.choice(section, "optimizer", "name", OPTIMIZERS, "adadelta"),
+        learning_rate=check.number(section, "optimizer", "learning_rate", 1.0, minimum=0.0, open_interval=True),
+        weight_decay=check.number(section, "optimizer", "weight_decay", 0.0, minimum=0.0),
     )
 
 
-def _patience(check: _Checker, top: Mapping[str, Any]) -> int | None:
+def _patience(check: ConfigReader, top: Mapping[str, Any]) -> int | None:
     if top.get("early_stopping") is None:
         return None
     section = check.section(top, "early_stopping", {"patience"})
-    return check.integer(section, "patience", 20, minimum=1, at="early_stopping")
+    return check.integer(section, "early_stopping", "patience", 20, minimum=1)
 
 
-def _augmentation(check: _Checker, top: Mapping[str, Any]) -> Augmentation:
+def _augmentation(check: ConfigReader, top: Mapping[str, Any]) -> Augmentation:
     section = check.section(top, "augmentation", {"translation", "rotation_deg", "flip"})
     return Augmentation(
-        translation=check.number(section, "translation", 0.2, minimum=0.0, maximum=0.5, at="augmentation"),
-        rotation_deg=check.number(section, "rotation_deg", 10.0, minimum=0.0, maximum=180.0, at="augmentation"),
-        flip=check.boolean(section, "flip", True, at="augmentation"),
+        translation=check.number(section, "augmentation", "translation", 0.2, minimum=0.0, maximum=0.5),
+        rotation_deg=check.number(section, "augmentation", "rotation_deg", 10.0, minimum=0.0, maximum=180.0),
+        flip=check.boolean(section, "augmentation", "flip", True),
     )
-
-
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-class _Checker:
-    """Typed getters raising :class:`ConfigError` that name the key path."""
-
-    def __init__(self, where: Path | None) -> None:
-        self.where = where
-
-    def fail(self, key: str, reason: str, fix: str) -> None:
-        raise ConfigError(self.where, f"{key}: {reason}", fix)
-
-    def mapping(self, raw: Any, key: str) -> dict[str, Any]:
-        if not isinstance(raw, dict):
-            self.fail(key, f"must be a mapping of keys, got {type(raw).__name__}", "write key: value lines")
-        return raw
-
-    def known(self, item: Mapping[str, Any], at: str, allowed: set[str]) -> None:
-        unknown = sorted(str(k) for k in item if k not in allowed)
-        if unknown:
-            self.fail(f"{at}.{unknown[0]}" if at else unknown[0], "unknown key", f"use one of {sorted(allowed)}")
-
-    def section(self, top: Mapping[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
-        raw = top.get(key) or {}
-        section = self.mapping(raw, key)
-        self.known(section, key, allowed)
-        return section
-
-    def string(self, item: Mapping[str, Any], key: str, default: str | None = None, at: str = "") -> str:
-        value = item.get(key, default)
-        if not isinstance(value, str) or not value:
-            self.fail(_path(at, key), f"must be a non-empty string, got {value!r}", "give a name")
-        return value
-
-    def choice(self, item: Mapping[str, Any], key: str, options: Sequence[str], default: str, at: str = "") -> str:
-        value = item.get(key, default)
-        if value not in options:
-            self.fail(_path(at, key), f"must be one of {list(options)}, got {value!r}", f"use one of {list(options)}")
-        return value
-
-    def boolean(self, item: Mapping[str, Any], key: str, default: bool, at: str = "") -> bool:
-        value = item.get(key, default)
-        if not isinstance(value, bool):
-            self.fail(_path(at, key), f"must be true or false, got {value!r}", "write true or false")
-        return value
-
-    def integer(self, item: Mapping[str, Any], key: str, default: int, *, minimum: int, maximum: int | None = None,
-                at: str = "") -> int:
-        value = item.get(key, default)
-        if not _whole(value) or value < minimum or (maximum is not None and value > maximum):
-            bound = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
-            self.fail(_path(at, key), f"must be a whole number {bound}, got {value!r}", "fix the number")
-        return int(value)
-
-    def number(self, item: Mapping[str, Any], key: str, default: float, *, minimum: float,
-               maximum: float | None = None, at: str = "", positive: bool = False) -> float:
-        value = item.get(key, default)
-        ok = _real(value) and value >= minimum and (maximum is None or value <= maximum) and (not positive or value > 0)
-        if not ok:
-            bounds = f"{'>' if positive else '>='} {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
-            self.fail(_path(at, key), f"must be a number {bounds}, got {value!r}", "fix the number")
-        return float(value)
-
-
-def _path(at: str, key: str) -> str:
-    return f"{at}.{key}" if at else key
