@@ -1,6 +1,7 @@
 """The command-line root: version, logging flags, error handling."""
 
 import logging
+import re
 import subprocess
 import sys
 
@@ -40,6 +41,38 @@ def test_every_listed_subcommand_has_help(capsys):
     for name in names:
         assert main([name, "--help"]) == 0
         assert "Usage" in capsys.readouterr().out
+
+
+def test_log_lines_are_not_wrapped_when_stderr_is_not_a_terminal(tmp_path):
+    missing = tmp_path / ("a-dataset-folder-with-a-long-name-" * 4)
+    result = subprocess.run([sys.executable, "-m", "wmhkit", "manifest", str(missing)], capture_output=True, text=True,
+                            check=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and len(lines[0]) > 200
+    assert f"ERROR   {missing}: dataset folder does not exist" in lines[0]
+
+
+def _help_text(capsys, command):
+    assert main([command, "--help"]) == 0
+    return " ".join(capsys.readouterr().out.replace("│", " ").split())
+
+
+def test_predict_help_says_that_no_model_means_the_bundled_one(capsys):
+    assert "without it, the bundled starter model" in _help_text(capsys, "predict")
+
+
+def test_help_shows_shell_metavars_not_python_types(capsys):
+    for name in [command.name for command in app.registered_commands]:
+        text = _help_text(capsys, name)
+        assert not re.search(r"<(bool|int|str|float|list\[)|\{\w+\}", text), (name, text)
+    assert "INPUTS..." in _help_text(capsys, "predict") and "--out -o PATH" in _help_text(capsys, "predict")
+
+
+def test_version_loads_no_subcommand_or_numeric_library():
+    code = ("import sys; from wmhkit.cli import main; main(['--version']); "
+            "print(sorted(m for m in ('numpy', 'pandas', 'torch', 'wmhkit.cli.predict') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines() == [f"wmhkit {__version__}", "[]"]
 
 
 def test_console_entry_point_runs_as_module():

@@ -200,7 +200,7 @@ def test_summary_table_means_per_model_and_labels_real_data():
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(not (REAL / "lesjak2018").is_dir(), reason="real data folder ../shared/data/real is absent")
+@pytest.mark.skipif(not (REAL / "lesjak2018").is_dir(), reason="../shared/data/real not found")
 def test_real_scans_are_copied_into_the_cohort_with_the_annotated_ones_held_out(tmp_path):
     unlabeled, annotated = copy_real_scans(REAL, tmp_path / "real")
     assert len(annotated) == 3 and (annotated["dataset"] == "lesjak2018").all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from wmhkit.bronze.external import import_external
 from wmhkit.errors import GeometryError, InputError, MaskError
 from wmhkit.io.image import Image
-from wmhkit.io.nifti import save_image
+from wmhkit.io.nifti import load_image, save_image
 
 
 @pytest.fixture
@@ -80,3 +82,17 @@ def test_mask_outside_the_flair_field_of_view_is_refused(tmp_path, flair):
 def test_unknown_kind(tmp_path, flair):
     with pytest.raises(InputError, match="unknown external mask kind"):
         import_external(tmp_path / "x.nii.gz", flair, "spm")
+
+
+NICHART = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "nichart-demo" / "Subj1"
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not NICHART.is_dir(), reason="../shared/data/real/nichart-demo not found")
+def test_dlwmls_mask_of_a_nichart_scan_imports_unchanged_onto_its_flair():
+    flair = load_image(NICHART / "FLAIR.nii.gz")  # uint8 container with float scaling
+    wmh = import_external(NICHART / "dlwmls.nii.gz", flair, "dlwmls")
+    source = np.asarray(nib.load(str(NICHART / "dlwmls.nii.gz")).dataobj)
+    assert wmh.array.dtype == np.uint8 and np.array_equal(wmh.affine, flair.affine)
+    assert np.array_equal(wmh.array, (source != 0).astype(np.uint8))
+    assert 5.7 <= wmh.array.sum() * wmh.voxel_volume_ml <= 37.0  # the data README's DLWMLS volume range

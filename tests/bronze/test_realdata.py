@@ -21,7 +21,7 @@ REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "real" / "lesja
 
 pytestmark = [
     pytest.mark.realdata, pytest.mark.slow,
-    pytest.mark.skipif(not REAL.is_dir(), reason="real data folder ../shared/data/real is absent"),
+    pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real not found"),
 ]
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from wmhkit.bronze.lpa import LpaParameters
 from wmhkit.bronze.methods import DEFAULT_METHODS
 from wmhkit.bronze.stage import BronzeOptions, bronze_manifest
 from wmhkit.cli import main
@@ -49,18 +50,20 @@ def test_missing_t1_for_a_t1_method_fails_that_scan_only(copy_prepared):
     assert (work / "crashes" / "toy1.txt").is_file()
 
 
-def test_default_methods_are_the_three_that_help_the_consensus(copy_prepared):
+def test_default_methods_are_the_four_that_help_the_consensus(copy_prepared):
     result = bronze_manifest(copy_prepared, copy_prepared.parent)
     assert not result.failures
     manifest = read_manifest(result.manifest)
     assert not {"bronze_t1hypo"} & set(manifest.table.columns)
     for scan in ("toy1", "toy2"):  # toy2 has a T1, toy1 has none: the same three methods run
-        assert set(result.scans[scan].outputs) == set(DEFAULT_METHODS) == {"outlier", "growth", "tophat"}
+        assert set(result.scans[scan].outputs) == set(DEFAULT_METHODS) == {"outlier", "growth", "tophat", "lpa"}
 
 
-def test_output_folder_must_contain_the_prepared_data(copy_prepared, tmp_path):
-    with pytest.raises(OutputError, match="without '..'"):
-        bronze_manifest(copy_prepared, tmp_path / "elsewhere")
+def test_output_folder_elsewhere_gets_a_manifest_that_reaches_the_prepared_data(copy_prepared, tmp_path):
+    result = bronze_manifest(copy_prepared, tmp_path / "elsewhere", options=BronzeOptions(methods=("outlier",)))
+    manifest = read_manifest(result.manifest)  # checks that every path cell names an existing file
+    assert manifest.table["flair"].str.startswith("../").all()
+    assert manifest.path(0, "flair").resolve() == read_manifest(copy_prepared).path(0, "flair").resolve()
 
 
 def test_empty_brain_mask_fails_that_scan_with_a_clear_error(copy_prepared):
@@ -103,3 +106,20 @@ def test_raw_manifest_folder_is_not_an_output_folder(tmp_path, toy_module):
     raw = toy_module.write_toy_cohort(tmp_path / "raw", n_scans=1)
     with pytest.raises(OutputError, match="raw manifest's folder"):
         bronze_manifest(raw, raw.parent)
+
+
+def test_lpa_writes_its_probability_map_beside_its_mask_and_not_as_a_rater(copy_prepared):
+    work = copy_prepared.parent.parent
+    result = bronze_manifest(copy_prepared, work, options=BronzeOptions(methods=("lpa",)))
+    assert result.failures == []
+    manifest = read_manifest(result.manifest)
+    assert [c for c in manifest.table.columns if c.startswith("bronze_")] == ["bronze_lpa"]
+    row = next(manifest.rows())
+    mask = load_mask(manifest.path(row, "bronze_lpa"))
+    probability = load_image(manifest.path(row, "bronze_lpa").parent / "bronze_lpa_prob.nii.gz")
+    assert probability.shape == mask.shape and np.array_equal(probability.affine, mask.affine)
+    assert 0.0 <= probability.array.min() and probability.array.max() <= 1.0
+    # the mask is the probability above the threshold, trimmed by the edge and size filters
+    assert not (mask.array.astype(bool) & (probability.array <= LpaParameters().threshold)).any()
+    sidecar = pd.read_json(manifest.path(row, "bronze_lpa").parent / "bronze_lpa.json", typ="series")
+    assert sidecar["probability"] == "bronze_lpa_prob.nii.gz"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import signal
 import socket
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -85,3 +90,68 @@ def test_sigterm_unwinds_a_cli_run_so_its_lock_is_released(tmp_path):
         signal.signal(signal.SIGTERM, previous)
     assert stopped.value.code == 128 + signal.SIGTERM
     assert not (tmp_path / LOCK_NAME).exists()
+
+
+def _empty_lock(folder, age_s):
+    lock = folder / LOCK_NAME
+    lock.write_bytes(b"")  # what a crash between creating and writing the lock leaves
+    stamp = time.time() - age_s
+    os.utime(lock, (stamp, stamp))
+    return lock
+
+
+def test_an_old_unreadable_lock_that_no_process_holds_is_broken(tmp_path, caplog):
+    _empty_lock(tmp_path, age_s=60)
+    with output_lock(tmp_path, step="predict") as held:
+        assert json.loads(held.read_text())["pid"] == os.getpid()
+    assert "removed the unreadable lock" in caplog.text
+
+
+@pytest.mark.parametrize("age_s", [0, 60])
+def test_an_unreadable_lock_is_kept_while_a_process_may_hold_it(tmp_path, age_s):
+    lock = _empty_lock(tmp_path, age_s)
+    with open(lock, "rb+") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a live owner holds its flock
+        with pytest.raises(OutputError, match=f"cannot be read .* delete {lock}"), output_lock(tmp_path, step="x"):
+            pass
+    assert lock.exists()
+    if age_s == 0:  # young: its owner may be writing it right now, held or not
+        with pytest.raises(OutputError, match="cannot be read"), output_lock(tmp_path, step="x"):
+            pass
+
+
+def test_a_full_disk_while_writing_the_lock_leaves_no_lock(tmp_path, monkeypatch):
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", no_space)
+    with pytest.raises(OutputError, match=f"cannot write the lock file {tmp_path / LOCK_NAME}: No space left"):
+        with output_lock(tmp_path, step="predict"):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "wmhkit", *map(str, args)], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_output_folder_under_a_file_is_a_one_line_error_naming_it(tmp_path, write_cohort):
+    manifest = write_cohort(tmp_path / "data", 1)
+    blocker = tmp_path / "results"
+    blocker.write_text("a file, not a folder")
+    result = _cli("prepare", manifest, "--out", blocker / "prepared", "--no-n4", "--no-qc-png")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert f"cannot create the output folder {blocker / 'prepared'}: a file is in the way" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folder_is_a_one_line_error_naming_it(tmp_path, write_cohort):
+    manifest = write_cohort(tmp_path / "data", 1)
+    out = tmp_path / "out"
+    out.mkdir(mode=0o555)
+    result = _cli("prepare", manifest, "--out", out, "--no-n4", "--no-qc-png")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert f"cannot write into the output folder {out}: Permission denied" in result.stderr

@@ -21,6 +21,27 @@ def test_in_process_outcomes_keep_job_order_and_capture_errors():
     assert failure.error == "math domain error" and failure.traceback.startswith("Traceback") and "ValueError: math domain error" in failure.traceback
 
 
+def test_fewer_jobs_than_workers_run_in_this_process_and_stored_ones_are_not_rerun(caplog):
+    with caplog.at_level("INFO", logger="wmhkit.cohort.runner"):
+        outcomes = run_tasks(str.upper, [("a", "x"), ("b", "y"), ("c", "z")], ComputeOptions(workers=4), step="t",
+                             stored=lambda job: "stored" if job != "y" else None)
+    assert [outcome.value for outcome in outcomes] == ["stored", "Y", "stored"]
+    assert "t: 2 of 3 scan(s) up to date" in caplog.text
+    assert "1 scan(s) to compute, so running in this process" in caplog.text
+    assert "t 1/1 b done" in caplog.text and "Dask" not in caplog.text
+
+
+def test_a_local_cluster_leaves_no_scratch_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    from wmhkit.cohort.runner import start_local_cluster
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with start_local_cluster(1, "1GiB") as cluster:
+        assert cluster.scheduler_address and [p.name[:12] for p in tmp_path.iterdir()] == ["wmhkit-dask-"]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_compute_options_are_validated():
     assert not ComputeOptions().uses_dask
     assert ComputeOptions(workers=2).uses_dask and ComputeOptions(scheduler="tcp://node:8786").uses_dask
@@ -117,7 +138,7 @@ def test_a_local_cluster_starts_its_workers_on_the_explicit_threads(monkeypatch)
     """Even when this process's own OpenMP variable says otherwise (Dask would let it win); it is kept."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     explicit = automatic_threads(2) + 1
-    outcomes = run_tasks(thread_settings_task(), [("a", 0)], ComputeOptions(workers=2, threads_per_worker=explicit,
-                                                                    memory_limit="1GiB"), step="test")
-    assert outcomes[0].value == (explicit, str(explicit))
+    outcomes = run_tasks(thread_settings_task(), [("a", 0), ("b", 1)],  # two jobs: fewer would run in-process
+                         ComputeOptions(workers=2, threads_per_worker=explicit, memory_limit="1GiB"), step="test")
+    assert [outcome.value for outcome in outcomes] == [(explicit, str(explicit))] * 2
     assert os.environ["OMP_NUM_THREADS"] == "1"

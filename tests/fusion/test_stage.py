@@ -55,6 +55,21 @@ def test_silver_in_native_space_with_rater_performance(bronzed, method):
     assert set(quality["label"]) == {"outlier", "growth", "tophat", "silver"}
     assert quality.loc[quality["label"] == "silver", "dice"].gt(0.3).all()
     assert len(error_agreement(work / "manifest.tsv")) == 3
+    # Each bronze row carries the estimates of its scan's consensus (the sidecar's; raters.tsv has the same).
+    merged = quality.merge(raters, left_on=["subject", "label"], right_on=["subject", "method"])
+    assert len(merged) == 6
+    assert np.allclose(merged["staple_sensitivity"], merged["sensitivity"], equal_nan=True)
+    assert np.allclose(merged["staple_specificity"], merged["specificity"], equal_nan=True)
+    assert quality.loc[quality["label"] == "silver", "staple_sensitivity"].isna().all()
+
+
+def test_silver_out_elsewhere_writes_a_manifest_that_reaches_every_input(bronzed, tmp_path):
+    out = tmp_path / "far" / "away" / "runs" / "silver"  # more than two folders from the bronze data: absolute
+    assert main(["silver", str(bronzed), "--out", str(out), "--method", "majority"]) == 0
+    manifest = read_manifest(out / "manifest.tsv")  # checks that every path cell names an existing file
+    row = next(manifest.rows())
+    assert row["flair"].startswith(str(tmp_path)) and row["bronze_outlier"].startswith(str(tmp_path))
+    assert not row["silver"].startswith("/") and manifest.path(row, "silver").is_relative_to(out)
 
 
 def test_a_rater_mask_of_255s_fails_that_scan_only(bronzed):

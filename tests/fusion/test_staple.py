@@ -79,3 +79,25 @@ def test_majority_vote_ties_are_background_and_rates_are_against_the_vote():
     assert result.mask.ravel().tolist() == [True, False, False, False]
     assert result.sensitivity == (1.0, 1.0)
     assert result.specificity == (pytest.approx(2 / 3), pytest.approx(2 / 3))
+
+
+def test_pruned_staple_refits_without_raters_far_less_sensitive_than_the_best():
+    from wmhkit.fusion.staple import staple_pruned
+
+    brain = np.ones((40, 40, 10), bool)
+    found = np.zeros_like(brain)
+    found[5:15, 5:15, 2:8] = True
+    faint = np.zeros_like(brain)
+    faint[20:30, 20:30, 2:8] = True
+    rng = np.random.default_rng(0)
+    wide = [(found | faint) ^ (rng.random(brain.shape) < 0.005) for _ in range(2)]
+    narrow = [found & (rng.random(brain.shape) < 0.3) for _ in range(2)]
+    first = staple([*wide, *narrow], brain)
+    pruned = staple_pruned([*wide, *narrow], brain)
+    assert pruned.fused == (True, True, False, False)
+    refit = staple(wide, brain)
+    assert np.array_equal(pruned.probability, refit.probability)
+    assert pruned.sensitivity[:2] == refit.sensitivity and pruned.sensitivity[2:] == first.sensitivity[2:]
+    assert pruned.mask[faint].mean() > 0.95
+    # Never fewer than two raters: with two raters nothing is dropped.
+    assert staple_pruned(narrow[:1] + wide[:1], brain).fused == (True, True)

@@ -124,6 +124,21 @@ def test_reruns_are_byte_identical_and_skip_completed_scans(
     assert second.volumes.read_text().splitlines()[1].startswith("a,")
 
 
+def test_a_finished_cohort_rerun_with_workers_starts_no_cluster(
+    tiny_model: Path, write_scan: WriteScan, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    flairs = [write_scan(tmp_path / "data", name)[0] for name in ("a", "b")]
+    out = tmp_path / "out"
+    first = predict_scans(tiny_model, flairs, out)
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        again = predict_scans(tiny_model, flairs, out, workers=2)
+    assert "predict: 2 of 2 scan(s) up to date, not recomputed" in caplog.text
+    assert "0 scan(s) to compute, so running in this process" in caplog.text
+    assert "Dask" not in caplog.text and "scans/hour" not in caplog.text
+    assert again.outputs == first.outputs and again.volumes.read_bytes() == first.volumes.read_bytes()
+
+
 def test_one_bad_scan_does_not_stop_the_others(tiny_model: Path, write_scan: WriteScan, tmp_path: Path) -> None:
     data = tmp_path / "data"
     rows = _scan_rows(data, write_scan, {"good": "RAS"})
@@ -153,6 +168,25 @@ def test_nifti_inputs_are_named_by_stem_and_a_brain_mask_is_computed(
     assert not np.asarray(nib.load(out / "sub-07_FLAIR_wmh.nii.gz").dataobj).any()
 
 
+def test_files_sharing_a_name_are_named_after_their_folders(
+    tiny_model: Path, write_scan: WriteScan, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = tmp_path / "data"
+    flairs = [write_scan(data / subject / session / "anat", "FLAIR")[0]
+              for subject, session in (("sub-01", "ses-1"), ("sub-01", "ses-2"), ("sub-02", "ses-1"))]
+    other = write_scan(data / "sub-03" / "ses-1" / "anat", "sub-03_FLAIR")[0]
+    with caplog.at_level("INFO", logger="wmhkit.infer.predict"):
+        names = [scan.name for scan in scan_inputs([*flairs, other])]
+    assert names == ["sub-01_ses-1_FLAIR", "sub-01_ses-2_FLAIR", "sub-02_ses-1_FLAIR", "sub-03_FLAIR"]
+    assert f"{flairs[1]} -> sub-01_ses-2_FLAIR" in caplog.text
+    out = tmp_path / "out"
+    assert main(["predict", "--model", str(tiny_model), *map(str, flairs[1:]), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*_wmh.nii.gz")) == [
+        "sub-01_ses-2_FLAIR_wmh.nii.gz", "sub-02_ses-1_FLAIR_wmh.nii.gz"]
+    sites = [write_scan(data / site / "scan", "FLAIR")[0] for site in ("site-a", "site-b")]
+    assert [scan.name for scan in scan_inputs(sites)] == ["site-a_FLAIR", "site-b_FLAIR"]
+
+
 def test_one_slice_image(tiny_model: Path, write_scan: WriteScan, tmp_path: Path) -> None:
     data = tmp_path / "data"
     flair, brain = write_scan(data / "thin", "thin", "RAS", shape=(28, 32, 1))
@@ -180,9 +214,8 @@ def test_invalid_runs_are_refused_before_any_work(tiny_model: Path, write_scan: 
     flair, _ = write_scan(tmp_path / "data", "scan")
     with pytest.raises(OutputError, match="holds input files"):
         predict_scans(tiny_model, [flair], tmp_path / "data")
-    other, _ = write_scan(tmp_path / "other", "SCAN")
     with pytest.raises(InputError, match="clashes"):
-        scan_inputs([flair, other])
+        scan_inputs([flair, flair])
     with pytest.raises(InputError, match="not a NIfTI"):
         scan_inputs([tmp_path / "scan.mgz"])
     with pytest.raises(InputError, match="threshold"):
@@ -217,3 +250,17 @@ def test_volume_models_write_the_same_outputs_plus_attention(write_scan: WriteSc
     assert volumes.loc[0, "model_volume_ml"] >= 0
     wmh = np.asarray(nib.load(result.outputs["s"]["wmh"]).dataobj)
     assert volumes.loc[0, "wmh_ml"] == pytest.approx(wmh.sum() * 0.125)
+
+
+def test_brain_extractor_option_overrides_the_model_and_reaches_the_sidecar(
+    tiny_model: Path, write_scan: WriteScan, tmp_path: Path
+) -> None:
+    flair, _ = write_scan(tmp_path / "data", "sub-09")
+    out = tmp_path / "out"
+    assert main(["predict", "--model", str(tiny_model), str(flair), "--out", str(out),
+                 "--brain-extractor", "template"]) == 0
+    record = json.loads((out / "sub-09_wmh.json").read_text())
+    assert record["parameters"]["prepare"]["brain_extractor"] == "template"  # the model says hdbet (default)
+    assert record["brain_mask_source"] == "nonzero"  # crafted scans have a constant background: already stripped
+    assert main(["predict", "--model", str(tiny_model), str(flair), "--out", str(tmp_path / "x"),
+                 "--brain-extractor", "bet2"]) != 0

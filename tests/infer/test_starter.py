@@ -59,7 +59,7 @@ def test_starter_model_segments_a_phantom(tmp_path: Path) -> None:
 
 @pytest.mark.realdata
 @pytest.mark.slow
-@pytest.mark.skipif(not REAL.is_dir(), reason="real data folder ../shared/data/real is absent")
+@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real not found")
 def test_starter_model_on_a_real_annotated_scan(tmp_path: Path) -> None:
     # Patient 26 (8.2 mL of MS lesions) was in the starter's gold training set: this pins the
     # shipped weights (Dice 0.22, 29 mL predicted), it does not validate them
@@ -70,3 +70,11 @@ def test_starter_model_on_a_real_annotated_scan(tmp_path: Path) -> None:
     predicted = load_mask(next(iter(result.outputs.values()))["wmh"]).array > 0
     gold = load_mask(patient / "consensus.nii.gz").array > 0
     assert dice(predicted, gold) > 0.15
+
+
+def test_the_bundled_model_names_no_path_of_the_machine_that_built_it():
+    from wmhkit.infer.model_folder import read_model_spec
+    from wmhkit.infer.starter import starter_model_dir
+
+    trained_on = read_model_spec(starter_model_dir()).record["trained_on"]
+    assert "/" not in trained_on.replace("see MODEL_CARD.md", "") and "MODEL_CARD.md" in trained_on

@@ -271,7 +271,7 @@ def test_predict_with_a_fazekas_model_writes_grade_and_native_attention(tmp_path
     table = read_table(result.volumes)
     assert tuple(table.columns) == CSV_COLUMNS
     assert table["predicted_grade"].tolist() == [2, 2]  # (1.6, 0.6, −0.4): two positive cumulative logits
-    assert result.volumes.read_text().endswith(",2\n")  # an integer cell, not 2.0
+    assert result.volumes.read_text().endswith(",2,\n")  # an integer cell, not 2.0 (then the empty flags)
     assert table[["wmh_ml", "icv_ml", "lesion_count", "model_volume_ml"]].isna().all().all()
     for subject in ("s1", "s2"):
         assert set(result.outputs[subject]) == {"attention"}

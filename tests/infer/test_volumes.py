@@ -99,3 +99,23 @@ def test_ventricles_left_as_holes_in_the_brain_mask_are_found() -> None:
     flair = np.where(brain, 500.0, 0.0).astype(np.float32)
     ventricles = estimate_ventricles(Image(flair, affine), _image(brain, affine))
     assert int(ventricles.array.sum()) == 8 * 8 * 4
+
+
+def test_thick_slice_ventricles_joined_to_the_outside_by_dark_csf_are_found(caplog: pytest.LogCaptureFixture) -> None:
+    """2D FLAIR, 1×1×5 mm: partial volume darkens a CSF path from the ventricles to the brain surface."""
+    affine = np.diag([1.0, 1.0, 5.0, 1.0])
+    shape = (120, 140, 26)
+    grid = np.indices(shape).astype(float) * np.array([1.0, 1.0, 5.0])[:, None, None, None]
+    centre = (np.array(shape) - 1) * np.array([1.0, 1.0, 5.0]) / 2
+    brain = (((grid - centre[:, None, None, None]) / np.array([55, 65, 55])[:, None, None, None]) ** 2).sum(0) <= 1
+    flair = np.where(brain, 500.0, 0.0)
+    ventricle = np.zeros(shape, bool)
+    ventricle[50:70, 55:85, 11:15] = True  # 20 × 30 × 20 mm = 12 mL
+    flair[ventricle] = 60.0
+    flair[58:62, 85:140, 12:14] = 60.0  # dark CSF from the ventricle out through the brain surface
+    with caplog.at_level("INFO", logger="wmhkit.infer.volumes"):
+        found = estimate_ventricles(Image(flair.astype(np.float32), affine), _image(brain, affine)).array.astype(bool)
+    assert found[ventricle].mean() > 0.9 and not found[58:62, 130:140, 12:14].any()
+    assert "the dark CSF reaches the outside of the brain" in caplog.text
+    empty = estimate_ventricles(Image(np.where(brain, 500.0, 0.0).astype(np.float32), affine), _image(brain, affine))
+    assert not empty.array.any() and "lies deeper than 10 mm inside it" in caplog.text

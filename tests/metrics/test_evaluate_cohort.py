@@ -181,7 +181,7 @@ def test_manifest_prediction_path_may_not_escape(tmp_path):
 def test_csv_is_formula_safe_with_nan_as_empty(tmp_path, caplog):
     table = pd.DataFrame({"subject": ["s1", "s2"], "scanner": ["=HYPERLINK(\"x\")", "-3"],
                           "dice": [0.5, math.nan], "t": [-1.25, 2.0]})
-    with caplog.at_level(logging.INFO, logger="wmhkit"):
+    with caplog.at_level(logging.DEBUG, logger="wmhkit"):
         write_csv(table, tmp_path / "m.csv")
     text = (tmp_path / "m.csv").read_text()
     assert text == 'subject,scanner,dice,t\ns1,"\'=HYPERLINK(""x"")",0.5,-1.25\ns2,-3,,2.0\n'

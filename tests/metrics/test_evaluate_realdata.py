@@ -13,7 +13,7 @@ CONSENSUS = REAL / "patient07" / "consensus.nii.gz"
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(not CONSENSUS.is_file(), reason="real data folder absent")
+@pytest.mark.skipif(not CONSENSUS.is_file(), reason="../shared/data/real not found")
 def test_consensus_against_itself_and_a_one_voxel_shift():
     gold = load_mask(CONSENSUS)
     same = evaluate(gold, gold)

@@ -111,7 +111,7 @@ def test_implausibly_small_object_raises_mask_error():
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(not RAW_FLAIR.is_file(), reason="real data folder absent")
+@pytest.mark.skipif(not RAW_FLAIR.is_file(), reason="../shared/data/real not found")
 def test_raw_clinical_flair_gives_a_plausible_brain_volume():
     from wmhkit.io.nifti import load_image
 

@@ -20,17 +20,18 @@ MNI_GOLD = REAL / "annotated" / "patient07" / "consensus.nii.gz"
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(not RAW_FLAIR.is_file(), reason="real data folder absent")
+@pytest.mark.skipif(not RAW_FLAIR.is_file(), reason="../shared/data/real not found")
 def test_raw_clinical_flair_round_trip(tmp_path):
     native = load_image(RAW_FLAIR)
     quick_n4 = N4Settings(shrink_factor=8, iterations=(10,))  # exercise N4 on real data, cheaply
-    result = prepare_scan(RAW_FLAIR, tmp_path, options=PrepareOptions(qc_png=False, n4_settings=quick_n4))
+    options = PrepareOptions(qc_png=False, n4_settings=quick_n4, brain_extractor="template")  # HD-BET: slow tests
+    result = prepare_scan(RAW_FLAIR, tmp_path, options=options)
     prepared = load_image(result.outputs["flair"])
     prepared_brain = load_mask(result.outputs["brain_mask"]).array > 0
     assert nib.aff2axcodes(prepared.affine) == ("R", "A", "S")
     assert prepared.array.min() == 0.0
     assert np.percentile(prepared.array[prepared_brain], 98) == pytest.approx(1.0, abs=1e-4)
-    assert result.anisotropic and result.brain_mask_source == "computed"
+    assert result.anisotropic and result.brain_mask_source == "template"
     brain = to_native(load_mask(result.outputs["brain_mask"]), load_native_geometry(result.outputs["flair"]))
     assert brain.shape == native.shape
     assert np.array_equal(brain.affine, native.affine)
@@ -38,7 +39,7 @@ def test_raw_clinical_flair_round_trip(tmp_path):
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(not MNI_GOLD.is_file(), reason="real data folder absent")
+@pytest.mark.skipif(not MNI_GOLD.is_file(), reason="../shared/data/real not found")
 def test_skull_stripped_mni_gold_round_trip(tmp_path):
     gold = load_mask(MNI_GOLD)
     result = prepare_scan(MNI_FLAIR, tmp_path, labels={"gold": MNI_GOLD},

@@ -202,17 +202,15 @@ def test_attribution_registry():
     assert "ICBM" in known[1].title and unknown == ["other"]
 
 
-def test_manifest_path_leaving_the_run_is_not_drawn(tmp_path: Path):
+def test_manifest_paths_outside_the_run_folder_are_drawn(tmp_path: Path):
     run = tmp_path / "run"
     (run / "s").mkdir(parents=True)
     affine = np.eye(4)
     save_image(Image(np.ones((8, 8, 4), np.float32), affine), run / "s" / "flair.nii.gz")
     save_mask(Image(np.zeros((8, 8, 4), np.uint8), affine), tmp_path / "outside.nii.gz")
     (run / "manifest.tsv").write_text("subject\tflair\tpred_m3sl\ns1\ts/flair.nii.gz\t../outside.nii.gz\n")
-    context = gather_run(run)
-    assert context.overlays == []
-    assert [failure.scan_id for failure in context.overlay_failures] == ["s1"]
-    assert "leaves the manifest's folder" in context.overlay_failures[0].error
+    context = gather_run(run)  # inputs may live anywhere (issue 20): a prediction beside the run folder is drawn
+    assert [overlay.scan_id for overlay in context.overlays] == ["s1"] and context.overlay_failures == []
 
 
 def test_cli_writes_the_report(tmp_path: Path):

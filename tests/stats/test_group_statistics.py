@@ -120,3 +120,16 @@ def test_cli_stats_writes_every_table(tmp_path):
     assert len(anova) == 4 and anova["significant"].iloc[0]
     assert json.loads((out / "anova.csv.json").read_text())["step"] == "stats"
     assert main(["stats", str(tmp_path / "metrics.csv"), "--by", "site", "--out", str(out)]) == 2
+
+
+def test_comparisons_without_two_groups_are_reported_in_one_line(caplog):
+    table = pd.DataFrame({"stage": ["CN"] * 4, "scanner": ["A", "A", "B", "B"], "dice": [0.1, 0.2, 0.3, 0.4],
+                          "iou": [0.1, 0.1, 0.2, 0.2]})
+    with caplog.at_level("INFO", logger="wmhkit.stats.groups"):
+        anova, _ = compare_groups(table, by=["stage", "scanner"], metrics=["dice", "iou"])
+    assert sorted(anova["metric"]) == ["dice", "iou"]  # by scanner: two groups
+    lines = [r.getMessage() for r in caplog.records if "fewer than two groups" in r.getMessage()]
+    assert lines == ["2 comparison(s) skipped, fewer than two groups with data: dice by stage (all); iou by stage (all)"]
+    with caplog.at_level("INFO", logger="wmhkit.stats.groups"):
+        compare_groups(table, by=["stage"], metrics=["dice", "iou", "dice", "iou"])
+    assert caplog.records[-1].getMessage().endswith("dice by stage (all); iou by stage (all); dice by stage (all); ...")

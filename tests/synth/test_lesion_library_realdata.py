@@ -12,7 +12,7 @@ LIBRARY = Path(__file__).resolve().parents[2].parent / "shared/data/real/lesjak2
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(not LIBRARY.is_dir(), reason="real data folder ../shared/data/real is absent")
+@pytest.mark.skipif(not LIBRARY.is_dir(), reason="../shared/data/real not found")
 def test_subject_records_the_real_lesion_mask_it_used(tmp_path):
     row = synthesize_subject(tmp_path, 2, seed=1, scanner="B", lesion_library=LIBRARY, resolution_mm=3.0)
     record = json.loads(sidecar_path(tmp_path / row["flair"]).read_text())

@@ -8,8 +8,10 @@ computed on first use and shared by all methods run on the scan.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -110,6 +112,12 @@ class ScanContext:
         """
         model = self.tissue if self.t1 is None else self.t1_tissue
         return (model.posteriors["wm"] > 0.5) | self.ventricles
+
+    def cached(self, key: object, compute: Callable[[], Any]) -> Any:
+        """``compute()``, computed on first use for this scan and kept (maps a method derives once per scan)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
     def wm_region(self, cortex_margin_mm: float, closing_mm: float) -> np.ndarray:
         """:func:`~wmhkit.bronze.tissue.white_matter_region` of :attr:`tissue` (cached per parameters)."""

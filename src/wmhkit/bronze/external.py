@@ -13,6 +13,9 @@ Kinds (the ``external_<kind>`` manifest column, or ``kind=`` in :func:`import_ex
     (default 0.9, the FSL documentation's example threshold).
 ``ubo``
     UBO Detector's native-space WMH mask (binary).
+``dlwmls``
+    DLWMLS's WMH mask (CBICA's deep-learning WMH segmenter; binary, on the
+    FLAIR grid as the NiChart pipeline writes it).
 ``mask``
     Any binary mask: background 0 and exactly one other value (1, 255, ...).
 
@@ -41,7 +44,8 @@ from wmhkit.io.image import Image
 from wmhkit.io.nifti import load_image
 
 #: External kinds and their default probability threshold (None: label or binary input).
-EXTERNAL_KINDS: dict[str, float | None] = {"freesurfer": None, "lst": 0.5, "bianca": 0.9, "ubo": None, "mask": None}
+EXTERNAL_KINDS: dict[str, float | None] = {"freesurfer": None, "lst": 0.5, "bianca": 0.9, "ubo": None, "dlwmls": None,
+                                            "mask": None}
 #: FreeSurfer aseg labels of WM hypointensities (77 WM-hypointensities, 78/79 Left/Right).
 FREESURFER_WMH_LABELS: tuple[int, ...] = (77, 78, 79)
 #: Largest fraction of an external mask's WMH volume allowed to fall outside the FLAIR's field of view.

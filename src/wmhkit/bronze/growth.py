@@ -24,7 +24,9 @@ same with robust, lesion-tolerant statistics and a hysteresis growth:
    rejects FLAIR-bright deep grey matter) and at most ``max_csf_shell`` sulcal CSF.
 4. Growth: seeds grow one voxel layer at a time (26-neighbourhood) into WM-region
    voxels with ``b > kappa_grow`` that are also brighter than the cortex
-   (FLAIR > ``c + cortex_sigma · t``), for at most ``max_growth_mm``. The cortex
+   (FLAIR > ``c + cortex_sigma · t``), for at most ``max_growth_mm`` (and never
+   farther than √3 · ``max_growth_mm`` from the seeds, so growth across thick slices
+   is bounded in mm as in-plane growth is). The cortex
    bound adapts to each scan's contrast: on real FLAIR the cortex sits 1–3 WM
    sds above normal WM and a grow threshold below it leaks into the cortex and
    deep grey matter, while on scans where the cortex is as dark as WM (Lesjak
@@ -52,7 +54,11 @@ from scipy import ndimage
 
 from wmhkit.bronze.context import ScanContext
 from wmhkit.bronze.outlier import keep_with_rim, location_filter
-from wmhkit.bronze.tissue import remove_small_clusters, robust_location_scale
+from wmhkit.bronze.tissue import (
+    distance_to_mm,
+    remove_small_clusters,
+    robust_location_scale,
+)
 
 
 @dataclass(frozen=True)
@@ -92,15 +98,19 @@ class NormalLevels:
     cortex_sd: float
 
 
-def normal_levels(scan: ScanContext, parameters: GrowthParameters = GrowthParameters()) -> NormalLevels:
+def normal_levels(
+    scan: ScanContext, parameters: GrowthParameters = GrowthParameters(), flair: np.ndarray | None = None,
+) -> NormalLevels:
     """Step 1: FLAIR levels of normal WM and of the cortex, from the T1 tissue model when there is a T1.
+
+    ``flair`` replaces the scan's FLAIR values (e.g. a denoised copy on the same grid).
 
     Raises
     ------
     ValueError
         When the tissue model finds no WM inside the WM region.
     """
-    flair = scan.flair.array
+    flair = scan.flair.array if flair is None else flair
     model = scan.tissue if scan.t1 is None else scan.t1_tissue
     region = scan.wm_region(parameters.cortex_margin_mm, parameters.closing_mm)
     wm_median, wm_sd = robust_location_scale(flair[region & (model.posteriors["wm"] > 0.5)])
@@ -132,5 +142,11 @@ def segment_growth(scan: ScanContext, parameters: GrowthParameters = GrowthParam
     above_cortex = scan.flair.array > levels.cortex_median + parameters.cortex_sigma * levels.cortex_sd
     allowed = region & (belief > parameters.kappa_grow) & above_cortex
     steps = max(1, math.ceil(parameters.max_growth_mm / min(spacing)))
-    grown = ndimage.binary_dilation(seeds, structure=np.ones((3, 3, 3)), iterations=steps, mask=allowed | seeds)
+    # One layer per step is one voxel along every axis: on thick slices (0.5 × 0.5 × 8 mm) the
+    # in-plane step count would let growth run steps × 8 mm across slices, so it is bounded in mm
+    # too, by the farthest a 26-connected growth of max_growth_mm reaches on an isotropic grid
+    # (the cube's corner, √3 · max_growth_mm), which leaves isotropic scans unchanged.
+    within = distance_to_mm(seeds, spacing) <= math.sqrt(3.0) * parameters.max_growth_mm
+    grown = ndimage.binary_dilation(seeds, structure=np.ones((3, 3, 3)), iterations=steps,
+                                    mask=(allowed & within) | seeds)
     return remove_small_clusters(grown, parameters.min_lesion_mm3, spacing)

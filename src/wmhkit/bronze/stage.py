@@ -10,7 +10,9 @@ the prepared grid (bias-corrected, brain-masked, canonical; prepare keeps the
 bright tail above 1, so lesions brighter than the 98th percentile stay distinct); its mask is
 mapped back exactly onto the native FLAIR grid and written as
 ``OUT/<scan_id>/bronze_<method>.nii.gz`` (uint8, the native FLAIR's affine) with a
-provenance sidecar. External tools' outputs named in ``external_<kind>`` columns
+provenance sidecar; a method whose mask thresholds a lesion probability (``lpa``)
+also writes that map as ``bronze_<method>_prob.nii.gz`` (float32, named in the sidecar).
+External tools' outputs named in ``external_<kind>`` columns
 (:mod:`wmhkit.bronze.external`) are imported as ``bronze_<kind>``.
 
 Without ``methods`` the :data:`~wmhkit.bronze.methods.DEFAULT_METHODS` run; a
@@ -19,10 +21,9 @@ failure of that scan and method. A T1 whose native grid differs from the
 FLAIR's is rigidly registered to the FLAIR first (``register_t1``).
 
 Output: ``OUT/manifest.tsv`` — the input rows with ``bronze_<method>`` columns
-added (an empty cell where a method failed or did not apply). ``OUT`` must be the
-prepared manifest's folder or one of its parents, so the manifest reaches every
-file without ``..``; when ``OUT/manifest.tsv`` is the input manifest it is
-replaced by the updated one. Failures never stop the cohort: one row per failed
+added (an empty cell where a method failed or did not apply), its paths
+rewritten for ``OUT`` (any folder; see :func:`~wmhkit.io.manifest.relative_path`);
+when ``OUT/manifest.tsv`` is the input manifest it is replaced by the updated one. Failures never stop the cohort: one row per failed
 (scan, method) in ``OUT/failures.tsv``, tracebacks in ``OUT/crashes/<scan_id>.txt``.
 
 Scans run as tasks on :mod:`wmhkit.cohort.runner` (in-process, or Dask workers).
@@ -42,6 +43,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -55,18 +57,19 @@ from wmhkit.cohort.failures import ErrorReport, ScanFailure, write_crash_file, w
 from wmhkit.cohort.lock import output_lock
 from wmhkit.cohort.records import commit_record, completed_result, discard_record, expected_record, record_path
 from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT, ComputeOptions, run_tasks
-from wmhkit.errors import InputError, OutputError
+from wmhkit.errors import InputError, OutputError, WmhkitError
 from wmhkit.io.atomic import resolve_output
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import Manifest, read_manifest, relative_path, write_manifest
-from wmhkit.io.nifti import load_image, load_mask, save_mask
+from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
 from wmhkit.io.provenance import sidecar_path, write_sidecar
 from wmhkit.preprocess.geometry import (
     SIDECAR_KEY,
     load_native_geometry,
     to_native,
 )
-from wmhkit.preprocess.pipeline import prepare_manifest
+from wmhkit.preprocess.brain_extraction import DEFAULT_BRAIN_EXTRACTOR
+from wmhkit.preprocess.pipeline import PrepareOptions, prepare_manifest
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +205,9 @@ def bronze_scan(
             path = _save(native, out_dir, name)
             extra = {"method": method.summary, "tissue_model": _tissue_summary(scan, method.needs_t1),
                      "t1_alignment": t1_note, "volume_ml": round(float(native.array.sum()) * native.voxel_volume_ml, 6)}
+            if method.probability is not None:  # beside the mask, not a manifest column (silver fuses masks)
+                probability = to_native(prepared_flair.with_array(method.probability(scan, method.parameters)), geometry)
+                extra["probability"] = save_image(probability, resolve_output(out_dir, f"bronze_{name}_prob.nii.gz")).name
             write_sidecar(path, step=f"bronze_{name}", inputs=inputs, seed=options.seed,
                           parameters=method.parameter_dict(), extra=extra)
             outputs[name] = path
@@ -234,8 +240,13 @@ def bronze_manifest(
     scheduler: str | None = None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     threads_per_worker: int | None = None,
+    brain_extractor: str = DEFAULT_BRAIN_EXTRACTOR,
 ) -> BronzeResult:
     """Run the bronze stage over every scan of ``manifest`` (see the module docstring).
+
+    ``brain_extractor`` names the brain extraction of a raw manifest's scans that
+    have no brain mask (:mod:`wmhkit.preprocess.brain_extraction`); it does not
+    apply to a prepared manifest.
 
     ``workers``, ``scheduler``, ``memory_limit`` and ``threads_per_worker`` say where
     and on how many threads the scans run (:class:`wmhkit.cohort.runner.ComputeOptions`);
@@ -250,8 +261,7 @@ def bronze_manifest(
     Raises
     ------
     OutputError
-        When ``out_dir`` cannot hold the output manifest (see the module docstring),
-        or another run holds its lock.
+        When ``out_dir`` is the raw manifest's folder, or another run holds its lock.
     ManifestError
         For an unreadable manifest.
     """
@@ -264,11 +274,11 @@ def bronze_manifest(
         if Path(os.path.abspath(out_dir)) == Path(os.path.abspath(table.root)):
             raise OutputError(f"output folder {out_dir} is the raw manifest's folder; choose another folder")
         log.info("%s is not prepared; preparing it into %s", manifest, out_dir / "prepared")
-        prepared = prepare_manifest(manifest, out_dir / "prepared", workers=workers, scheduler=scheduler,
-                                    memory_limit=memory_limit, threads_per_worker=threads_per_worker)
+        prepared = prepare_manifest(manifest, out_dir / "prepared",
+                                    options=PrepareOptions(brain_extractor=brain_extractor), workers=workers, scheduler=scheduler, memory_limit=memory_limit,
+                                    threads_per_worker=threads_per_worker)
         failures += [dataclasses.replace(failure, method="prepare") for failure in prepared.failures]
         table = read_manifest(prepared.manifest)
-    check_output_folder(table, out_dir)
     externals = [c for c in table.table.columns if c.startswith(EXTERNAL_PREFIX)]
     for column in externals:
         if column[len(EXTERNAL_PREFIX):] not in EXTERNAL_KINDS:
@@ -276,7 +286,7 @@ def bronze_manifest(
                              f"name it external_<kind> with kind one of {', '.join(EXTERNAL_KINDS)}")
     with output_lock(out_dir, step="bronze"):
         jobs = [(table.scan_id(row), _bronze_job(table, row, externals, out_dir, options)) for row in table.rows()]
-        done = {o.key: o for o in run_tasks(bronze_task, jobs, compute, step="bronze")}
+        done = {o.key: o for o in run_tasks(bronze_task, jobs, compute, step="bronze", stored=stored_bronze)}
         scans: dict[str, BronzeScanResult] = {}
         rows = []
         for row in table.rows():
@@ -318,21 +328,44 @@ class BronzeJob:
     options: BronzeOptions
 
 
-def bronze_task(job: BronzeJob) -> BronzeScanResult:
-    """Bronze masks of one scan of a manifest run into ``out_dir/<scan_id>``, or the masks of an
-    earlier run when its completion record is complete; a record is committed when every method succeeded."""
+def _job_record(job: BronzeJob) -> tuple[Path, dict[str, Any]]:
+    """The scan's completion-record path and the record its masks must match."""
     record = record_path(job.out_dir, "bronze", job.scan_id)
     inputs = {"flair": job.flair, "brain_mask": job.brain_mask, "t1": job.t1, "native_flair": job.native_flair,
               "native_t1": job.native_t1, **{f"external_{kind}": path for kind, path in job.externals.items()}}
     methods = _scan_methods(job.options.methods, has_t1=job.t1 is not None)
     parameters = {"options": job.options.to_dict(),
                   "methods": {name: METHODS[name].parameter_dict() for name in methods}}
-    expected = expected_record(record, step="bronze", inputs=inputs, parameters=parameters)
-    stored = completed_result(record, expected)
+    return record, expected_record(record, step="bronze", inputs=inputs, parameters=parameters)
+
+
+def _stored_result(job: BronzeJob, stored: dict[str, Any] | None) -> BronzeScanResult | None:
+    if stored is None:
+        return None
+    outputs = {name: resolve_output(job.out_dir, relative) for name, relative in stored["outputs"].items()}
+    return BronzeScanResult(outputs, {name: float(t) for name, t in stored["seconds"].items()}, {})
+
+
+def stored_bronze(job: BronzeJob) -> BronzeScanResult | None:
+    """The scan's bronze masks when its completion record is up to date, else None (checked before
+    any worker starts; an unreadable input is left to its task, which reports it)."""
+    if not record_path(job.out_dir, "bronze", job.scan_id).is_file():
+        return None
+    try:
+        record, expected = _job_record(job)
+    except (OSError, WmhkitError):
+        return None
+    return _stored_result(job, completed_result(record, expected))
+
+
+def bronze_task(job: BronzeJob) -> BronzeScanResult:
+    """Bronze masks of one scan of a manifest run into ``out_dir/<scan_id>``, or the masks of an
+    earlier run when its completion record is complete; a record is committed when every method succeeded."""
+    record, expected = _job_record(job)
+    stored = _stored_result(job, completed_result(record, expected))
     if stored is not None:
         log.info("%s: bronze masks are up to date, not recomputed", job.scan_id)
-        outputs = {name: resolve_output(job.out_dir, relative) for name, relative in stored["outputs"].items()}
-        return BronzeScanResult(outputs, {name: float(t) for name, t in stored["seconds"].items()}, {})
+        return stored
     discard_record(record)
     result = bronze_scan(job.flair, resolve_output(job.out_dir, job.scan_id), brain_mask=job.brain_mask, t1=job.t1,
                          native_flair=job.native_flair, native_t1=job.native_t1, externals=job.externals,
@@ -405,17 +438,6 @@ def _tissue_summary(scan: ScanContext, t1_only: bool) -> dict:
 def _save(native: Image, out_dir: Path, name: str) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     return save_mask(native, resolve_output(out_dir, f"bronze_{name}.nii.gz"))
-
-
-def check_output_folder(table: Manifest, out_dir: Path) -> None:
-    """Raise unless ``out_dir`` is ``table``'s folder or a parent of it (its manifest must reach the files)."""
-    root = Path(os.path.abspath(table.root))
-    out = Path(os.path.abspath(out_dir))
-    if out != root and out not in root.parents:
-        raise OutputError(
-            f"output folder {out_dir} does not contain the prepared data in {table.root}, so its manifest could "
-            f"not point to it without '..'; use --out {table.root} or one of its parent folders"
-        )
 
 
 def _text_path(root: Path, cell: str) -> Path | None:

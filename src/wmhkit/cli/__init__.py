@@ -2,7 +2,9 @@
 
 Each subcommand lives in its own module under ``wmhkit.cli`` and registers itself
 on :data:`app` when imported; :func:`main` is testable in-process
-(``main(["synth", "--out", str(tmp_path)])``).
+(``main(["synth", "--out", str(tmp_path)])``). The subcommand modules (and the
+libraries they import) are loaded the first time ``app`` is used, so that
+``wmhkit --version`` answers without them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import typer
 from wmhkit import __version__
 from wmhkit.errors import WmhkitError
 
-app = typer.Typer(
+_app = typer.Typer(
     name="wmhkit",
     help="White matter hyperintensity segmentation and volumetry on FLAIR MRI.",
     no_args_is_help=True,
@@ -39,13 +41,52 @@ COMMAND_ORDER: tuple[str, ...] = (
 log = logging.getLogger("wmhkit")
 
 
+def _plain_help_types() -> None:
+    """Write ``--help`` as click always has: ``--quiet`` without a type, ``--out PATH``,
+    ``INPUTS...``. Typer 0.2x writes Python annotations instead (``--quiet <bool>``,
+    ``<list[Path]>``, ``{inputs}...``); its help hooks are wrapped here when present."""
+    from typer import core
+
+    def plain(label: str | None) -> str | None:
+        """``<list[Path]>`` → ``PATH...``, ``<float range>`` → ``FLOAT RANGE``, ``<str>`` → ``TEXT``."""
+        if not label or not (label.startswith("<") and ">" in label):
+            return label
+        inner, rest = label[1:].split(">", 1)
+        repeated = inner.startswith("list[") and inner.endswith("]")
+        inner = inner[5:-1] if repeated else inner
+        inner = {"str": "text", "int": "integer"}.get(inner.lower(), inner)
+        return inner.upper() + ("..." if repeated else "") + rest
+
+    option_type = getattr(core.TyperOption, "display_type_rich", None)
+    argument_type = getattr(core.TyperArgument, "display_type_rich", None)
+    if option_type is None or argument_type is None or not hasattr(core.TyperArgument, "_usage_display_name"):
+        return
+
+    def option_display_type(self: core.TyperOption, ctx: object) -> str | None:
+        return None if self.is_flag or self.count else plain(option_type(self, ctx))
+
+    def argument_display_type(self: core.TyperArgument, ctx: object) -> str | None:
+        return plain(argument_type(self, ctx))
+
+    def usage_name(self: core.TyperArgument) -> str:
+        name = self.display_name_raw.upper() + ("..." if self.nargs != 1 else "")
+        return name if self.required else f"[{name}]"
+
+    core.TyperOption.display_type_rich = option_display_type
+    core.TyperArgument.display_type_rich = argument_display_type
+    core.TyperArgument._usage_display_name = usage_name
+
+
+_plain_help_types()
+
+
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"wmhkit {__version__}")
         raise typer.Exit()
 
 
-@app.callback()
+@_app.callback()
 def _root(
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More logging (-v info, -vv debug)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
@@ -59,16 +100,35 @@ def _root(
 
 
 def configure_logging(level: int) -> None:
-    """Send wmhkit's log records to stderr through rich at ``level``."""
-    from rich.console import Console
-    from rich.logging import RichHandler
-
+    """Send wmhkit's log records to stderr at ``level``: through rich on a terminal, as
+    plain full-width lines (``2026-01-31 12:00:00 INFO message``) otherwise (log files,
+    CI, batch schedulers), where rich would wrap and pad them at 80 columns."""
     root = logging.getLogger("wmhkit")
     root.handlers.clear()
-    handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=Console(stderr=True), show_path=False, rich_tracebacks=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S"))
     root.addHandler(handler)
     root.setLevel(level)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler writing to the ``sys.stderr`` of the moment (callers and tests may swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        """The stream is always the current ``sys.stderr``; assignments are ignored."""
 
 
 def exit_on_failures(failures: Sequence[object], failures_file: Path) -> None:
@@ -95,8 +155,29 @@ def _command_modules() -> list[str]:
     return ordered + sorted(found - set(ordered))
 
 
-for _name in _command_modules():
-    importlib.import_module(f"wmhkit.cli.{_name}")
+_registered = False
+
+
+def _register_commands() -> None:
+    """Import every subcommand module (each registers itself on :data:`app`), once."""
+    global _registered
+    if not _registered:
+        _registered = True
+        for name in _command_modules():
+            importlib.import_module(f"wmhkit.cli.{name}")
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``app``: the Typer application with every subcommand registered (PEP 562 lazy attribute)."""
+    if name == "app":
+        _register_commands()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _asks_only_version(args: Sequence[str]) -> bool:
+    """True for ``wmhkit [-v|-q...] --version``: answered without loading the subcommands."""
+    return "--version" in args and all(arg.startswith("-") for arg in args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,7 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _exit_cleanly_on_sigterm()
     try:
         # Standalone mode: click prints usage errors itself and ends every run with SystemExit.
-        app(args=args, prog_name="wmhkit", standalone_mode=True)
+        if not _asks_only_version(args):
+            _register_commands()
+        _app(args=args, prog_name="wmhkit", standalone_mode=True)
     except WmhkitError as exc:
         log.error("%s", exc)
         return 2

@@ -1,5 +1,5 @@
 """Options shared by the cohort commands (prepare, bronze, silver, predict): where the per-scan work runs
-and on how many threads."""
+and on how many threads, and how a brain mask is made when none is given."""
 
 from __future__ import annotations
 
@@ -35,6 +35,29 @@ def threads_per_worker_option() -> Any:
                         help="Threads each worker's ITK (and OpenMP/BLAS) pools may use. Default: automatic, "
                              "cores / workers (with --scheduler: the workers' own setting). Torch inference stays "
                              "single-threaded per scan, for byte-identical outputs.")
+
+
+def brain_extractor_option(default: str | None) -> Any:
+    """``--brain-extractor NAME``: brain extraction when a scan has no brain mask (validated on use)."""
+    default_text = "default" if default else "default: the model's prepare setting, normally hdbet"
+    return typer.Option(
+        default, "--brain-extractor", callback=_check_brain_extractor,
+        help=f"Brain extraction when a scan has no brain mask: hdbet ({default_text}; HD-BET, about 30-40 s per "
+             "scan on 2 CPU cores) or template (MNI template registration, about 5-15 s). A scan already skull "
+             "stripped (constant background) is masked by its non-background region; when a method's mask is "
+             "implausible the other method is tried.",
+    )
+
+
+def _check_brain_extractor(name: str | None) -> str | None:
+    from wmhkit.preprocess.brain_extraction import check_brain_extractor
+
+    if name is not None:
+        try:
+            check_brain_extractor(name)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+    return name
 
 
 def compute_arguments(workers: int, scheduler: str | None, memory_limit: str,

@@ -8,7 +8,8 @@ import typer
 
 from wmhkit.cli import app, exit_on_failures
 from wmhkit.cli._compute import (
-    compute_arguments, memory_limit_option, scheduler_option, threads_per_worker_option, workers_option,
+    brain_extractor_option, compute_arguments, memory_limit_option, scheduler_option, threads_per_worker_option,
+    workers_option,
 )
 from wmhkit.nn.plane_fusion import FUSION_RULES
 from wmhkit.infer.volumes import DEFAULT_PV_DISTANCE_MM
@@ -18,7 +19,9 @@ from wmhkit.infer.volumes import DEFAULT_PV_DISTANCE_MM
 def predict(
     inputs: list[Path] = typer.Argument(..., help="FLAIR NIfTI files, or one manifest.tsv."),
     model: Path = typer.Option(
-        None, "--model", "-m", help="Model folder (model.yaml, weights/, provenance.json) [default: the bundled starter model]."
+        None, "--model", "-m",
+        help="Model folder (model.yaml, weights/, provenance.json); without it, the bundled starter model "
+             "(see its MODEL_CARD.md).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (not a folder holding the inputs)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda or cuda:N."),
@@ -35,6 +38,7 @@ def predict(
     precision: str = typer.Option(
         "float32", "--precision", help="Network arithmetic: float32, or bfloat16 (faster on CPUs that have it)."
     ),
+    brain_extractor: str | None = brain_extractor_option(None),
     workers: int = workers_option(),
     scheduler: str | None = scheduler_option(),
     memory_limit: str = memory_limit_option(),
@@ -51,7 +55,8 @@ def predict(
         from wmhkit.infer.starter import starter_model_dir
 
         model = starter_model_dir()
-    settings = PredictSettings(threshold=threshold, fusion=fusion, pv_distance_mm=pv_distance_mm, precision=precision)
+    settings = PredictSettings(threshold=threshold, fusion=fusion, pv_distance_mm=pv_distance_mm, precision=precision,
+                               brain_extractor=brain_extractor)
     compute = compute_arguments(workers, scheduler, memory_limit, threads_per_worker)
     result = predict_scans(
         model, inputs, out, device=device, batch_size=batch_size or DEFAULT_BATCH_SIZE, settings=settings, **compute

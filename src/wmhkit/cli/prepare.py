@@ -8,7 +8,8 @@ import typer
 
 from wmhkit.cli import app, exit_on_failures
 from wmhkit.cli._compute import (
-    compute_arguments, memory_limit_option, scheduler_option, threads_per_worker_option, workers_option,
+    brain_extractor_option, compute_arguments, memory_limit_option, scheduler_option, threads_per_worker_option,
+    workers_option,
 )
 
 
@@ -30,6 +31,15 @@ def prepare(
         "", "--fixed-shape", help="Pad/crop every scan to this shape around the brain, e.g. 192x224x192."
     ),
     qc_png: bool = typer.Option(True, "--qc-png/--no-qc-png", help="Write a brain-mask overlay PNG per scan."),
+    working_spacing_mm: str = typer.Option(
+        "", "--working-spacing-mm",
+        help="Resample to this spacing along the RAS axes, e.g. 1,1,1 (a model trained on it declares it); "
+             "default: native voxels.",
+    ),
+    thick_slice_mm: float = typer.Option(
+        3.0, "--thick-slice-mm", min=0.0, help="Axes with voxels at least this thick (mm) keep their native spacing."
+    ),
+    brain_extractor: str = brain_extractor_option("hdbet"),
     workers: int = workers_option(),
     scheduler: str | None = scheduler_option(),
     memory_limit: str = memory_limit_option(),
@@ -50,6 +60,9 @@ def prepare(
             crop_margin_mm=crop_margin_mm,
             fixed_shape=_parse_shape(fixed_shape),
             qc_png=qc_png,
+            brain_extractor=brain_extractor,
+            working_spacing_mm=_parse_spacing(working_spacing_mm),
+            thick_slice_mm=thick_slice_mm,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -76,6 +89,18 @@ def _parse_shape(text: str) -> tuple[int, int, int] | None:
     if len(shape) != 3:
         raise typer.BadParameter(f"--fixed-shape {text!r} must be three sizes like 192x224x192")
     return shape  # type: ignore[return-value]
+
+
+def _parse_spacing(text: str) -> tuple[float, float, float] | None:
+    if not text:
+        return None
+    try:
+        spacing = tuple(float(p) for p in text.lower().replace("x", ",").split(","))
+    except ValueError:
+        spacing = ()
+    if len(spacing) != 3 or min(spacing) <= 0:
+        raise typer.BadParameter(f"--working-spacing-mm {text!r} must be three positive spacings like 1,1,1")
+    return spacing  # type: ignore[return-value]
 
 
 def _parse_ints(text: str, option: str) -> tuple[int, ...]:

@@ -16,7 +16,7 @@ from wmhkit.fusion.stage import FUSION_METHODS, SilverOptions, silver_manifest
 @app.command("silver")
 def silver(
     manifest: Path = typer.Argument(..., help="Manifest with bronze_<method> columns (wmhkit bronze)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder: the manifest's folder or a parent of it."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (any folder; the manifest written there points back to the inputs)."),
     method: str = typer.Option("staple", "--method", help=f"Consensus rule: {'|'.join(FUSION_METHODS)}."),
     threshold: float = typer.Option(0.5, "--threshold", help="Silver mask = consensus probability > threshold."),
     methods: str = typer.Option("", "--methods", help="Comma-separated bronze methods to fuse (default: all present)."),

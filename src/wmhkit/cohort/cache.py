@@ -1,7 +1,10 @@
-"""One object per process, built on first use: a model loaded once per Dask worker, not once per scan.
+"""One object per process and slot, built on first use: a model loaded once per Dask worker, not once per scan.
 
-The cache holds a single entry: asking for another key drops the previous object,
-so a worker never keeps two models in memory.
+Each slot holds a single entry: asking for another key in the same slot drops the
+previous object, so a worker never keeps two models of one kind in memory, while
+objects of different kinds (the WMH model in slot ``"model"``, the brain
+extractor's network in its own slot) live side by side instead of evicting each
+other on every scan.
 """
 
 from __future__ import annotations
@@ -11,11 +14,11 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_ENTRY: dict[Hashable, Any] = {}
+_SLOTS: dict[str, dict[Hashable, Any]] = {}
 
 
-def process_cached(key: Hashable, build: Callable[[], T]) -> T:
-    """The object cached under ``key`` in this process, built by ``build()`` the first time.
+def process_cached(key: Hashable, build: Callable[[], T], *, slot: str = "model") -> T:
+    """The object cached under ``key`` in ``slot`` in this process, built by ``build()`` the first time.
 
     ``key`` must identify everything the object depends on (e.g. the model's hash
     and the device).
@@ -25,10 +28,12 @@ def process_cached(key: Hashable, build: Callable[[], T]) -> T:
     >>> calls = []
     >>> first = process_cached(("doc", 1), lambda: calls.append(1) or "model")
     >>> again = process_cached(("doc", 1), lambda: calls.append(1) or "model")
-    >>> first, again, len(calls)
-    ('model', 'model', 1)
+    >>> other = process_cached(("doc", 2), lambda: calls.append(2) or "extractor", slot="doc")
+    >>> first, again, process_cached(("doc", 1), lambda: calls.append(1) or "model"), calls
+    ('model', 'model', 'model', [1, 2])
     """
-    if key not in _ENTRY:
-        _ENTRY.clear()
-        _ENTRY[key] = build()
-    return _ENTRY[key]
+    entry = _SLOTS.setdefault(slot, {})
+    if key not in entry:
+        entry.clear()
+        entry[key] = build()
+    return entry[key]

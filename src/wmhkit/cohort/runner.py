@@ -34,8 +34,10 @@ its outputs are byte-identical.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -158,9 +160,15 @@ def run_guarded(task: Callable[[T], R], key: str, job: T, threads: int | None = 
 
 
 def run_tasks(
-    task: Callable[[T], R], jobs: Sequence[tuple[str, T]], compute: ComputeOptions = ComputeOptions(), *, step: str
+    task: Callable[[T], R], jobs: Sequence[tuple[str, T]], compute: ComputeOptions = ComputeOptions(), *, step: str,
+    stored: Callable[[T], R | None] | None = None,
 ) -> list[TaskOutcome[R]]:
     """Run ``task`` on every job and return the outcomes in the order of ``jobs``.
+
+    Jobs whose outputs are up to date (``stored``) are answered here, before any
+    worker starts, and are not counted in the progress rate; local workers are
+    only started for the jobs left, and never more workers than jobs (one job
+    left, or none: in this process).
 
     Parameters
     ----------
@@ -173,6 +181,9 @@ def run_tasks(
         Where to run (see the module docstring).
     step
         Stage name for progress messages.
+    stored
+        A cheap check of one job's completion record, returning the job's value
+        when its outputs are up to date and None otherwise; it must not raise.
 
     Returns
     -------
@@ -182,16 +193,35 @@ def run_tasks(
     keys = [key for key, _ in jobs]
     if len(set(keys)) != len(keys):
         raise ValueError(f"{step}: job keys must be unique, got duplicates among {keys}")
-    progress = _Progress(step, len(jobs))
-    if not compute.uses_dask:
-        outcomes = []
+    by_key: dict[str, TaskOutcome[R]] = {}
+    if stored is not None:
         for key, job in jobs:
-            outcomes.append(run_guarded(task, key, job, compute.task_threads))
-            progress.done(outcomes[-1])
-        return outcomes
-    with dask_client(compute) as client:
-        by_key = _run_on_dask(client, task, jobs, compute.task_threads, progress)
+            value = stored(job)
+            if value is not None:
+                by_key[key] = TaskOutcome(key, value)
+        if by_key:
+            log.info("%s: %d of %d scan(s) up to date, not recomputed", step, len(by_key), len(jobs))
+    pending = [(key, job) for key, job in jobs if key not in by_key]
+    compute = _fitted(compute, len(pending), step)
+    progress = _Progress(step, len(pending))
+    if not compute.uses_dask:
+        for key, job in pending:
+            by_key[key] = run_guarded(task, key, job, compute.task_threads)
+            progress.done(by_key[key])
+    else:
+        with dask_client(compute) as client:
+            by_key |= _run_on_dask(client, task, pending, compute.task_threads, progress)
     return [by_key[key] for key in keys]
+
+
+def _fitted(compute: ComputeOptions, jobs: int, step: str) -> ComputeOptions:
+    """``compute`` with no more local workers than ``jobs`` (in this process for one job or none)."""
+    if compute.scheduler is not None or compute.workers <= max(jobs, 1):
+        return compute
+    workers = max(jobs, 1)
+    log.info("%s: %d scan(s) to compute, so %s instead of starting %d workers", step, jobs,
+             "running in this process" if workers == 1 else f"starting {workers} workers", compute.workers)
+    return dataclasses.replace(compute, workers=workers)
 
 
 @contextlib.contextmanager
@@ -209,9 +239,11 @@ def dask_client(compute: ComputeOptions) -> Iterator[Any]:
         yield client
 
 
+@contextlib.contextmanager
 def start_local_cluster(workers: int, memory_limit: str = DEFAULT_MEMORY_LIMIT,
-                        threads_per_worker: int | None = None) -> Any:
-    """A ``distributed.LocalCluster`` of ``workers`` processes limited to ``memory_limit`` each.
+                        threads_per_worker: int | None = None) -> Iterator[Any]:
+    """A ``distributed.LocalCluster`` of ``workers`` processes limited to ``memory_limit`` each
+    (a context manager: the cluster is closed on exit).
 
     Each process runs one task at a time (one Dask thread): the tasks are
     numpy/SimpleITK/torch code that holds the GIL often and uses its own thread
@@ -220,7 +252,9 @@ def start_local_cluster(workers: int, memory_limit: str = DEFAULT_MEMORY_LIMIT,
     ones included), to ``threads_per_worker`` threads (default
     :func:`automatic_threads`: the cores divided among the workers), whatever
     this process's own variables are, so N workers do not start N × cores
-    threads. No dashboard is started.
+    threads. No dashboard is started. Dask's scratch files (spill, locks) go to a
+    temporary folder of this cluster, removed on exit, not to a
+    ``dask-scratch-space`` folder left in the system's temporary folder.
     """
     import dask
     from distributed import LocalCluster
@@ -233,9 +267,12 @@ def start_local_cluster(workers: int, memory_limit: str = DEFAULT_MEMORY_LIMIT,
     settings = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
                 **{f"distributed.nanny.pre-spawn-environ.{name}": value
                    for name, value in worker_environment(threads).items()}}
-    with dask.config.set(settings), _environment(worker_environment(threads)):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
-                            dashboard_address=None)
+    with tempfile.TemporaryDirectory(prefix="wmhkit-dask-") as scratch:
+        with dask.config.set({**settings, "temporary-directory": scratch}), _environment(worker_environment(threads)):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
+                                   dashboard_address=None, local_directory=scratch)
+        with cluster:
+            yield cluster
 
 
 @contextlib.contextmanager

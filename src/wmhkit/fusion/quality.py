@@ -3,10 +3,16 @@
 Scores use :func:`wmhkit.metrics.evaluate.evaluate` (MICCAI 2017 semantics) in
 the scan's native space: the gold is the manifest's ``native_gold`` (a manifest
 written by ``wmhkit prepare`` and later stages) or ``gold`` (a raw manifest).
+Each bronze row also carries that rater's sensitivity and specificity as STAPLE
+estimated them for the scan (from the silver mask's sidecar; NaN without one), so
+the table shows side by side how good a rater was and how much the consensus
+trusted it.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,10 +22,13 @@ import pandas as pd
 
 from wmhkit.io.manifest import read_manifest
 from wmhkit.io.nifti import load_mask
+from wmhkit.io.provenance import sidecar_path
 from wmhkit.metrics.evaluate import evaluate
 
 #: Metrics kept in the quality tables.
 QUALITY_METRICS: tuple[str, ...] = ("dice", "hd95_mm", "avd_pct", "lesion_f1", "vol_pred_ml", "vol_gold_ml")
+#: STAPLE's per-scan estimates of each bronze rater, read from the silver sidecar.
+RATER_ESTIMATES: tuple[str, ...] = ("staple_sensitivity", "staple_specificity")
 
 
 def label_quality(manifest: str | os.PathLike[str], labels: Sequence[str] | None = None) -> pd.DataFrame:
@@ -35,7 +44,8 @@ def label_quality(manifest: str | os.PathLike[str], labels: Sequence[str] | None
     Returns
     -------
     pandas.DataFrame
-        Columns ``subject``, ``session``, ``scanner``, ``label`` and :data:`QUALITY_METRICS`;
+        Columns ``subject``, ``session``, ``scanner``, ``label``, :data:`QUALITY_METRICS` and
+        :data:`RATER_ESTIMATES` (NaN for silver and for raters STAPLE did not fuse);
         empty when no scan has both gold and labels.
     """
     table = read_manifest(manifest)
@@ -47,14 +57,27 @@ def label_quality(manifest: str | os.PathLike[str], labels: Sequence[str] | None
         gold = _gold(table.root, row)
         if gold is None:
             continue
+        estimates = staple_estimates(table.root / row["silver"]) if row.get("silver", "") else {}
         for column in columns:
             if not row.get(column, ""):
                 continue
             metrics = evaluate(table.root / row[column], gold, resample=True)
+            label = column.removeprefix("bronze_")
             rows.append({"subject": row["subject"], "session": row.get("session", ""),
-                         "scanner": row.get("scanner", ""), "label": column.removeprefix("bronze_"),
-                         **{m: metrics[m] for m in QUALITY_METRICS}})
-    return pd.DataFrame(rows, columns=["subject", "session", "scanner", "label", *QUALITY_METRICS])
+                         "scanner": row.get("scanner", ""), "label": label,
+                         **{m: metrics[m] for m in QUALITY_METRICS},
+                         **dict(zip(RATER_ESTIMATES, estimates.get(label, (math.nan, math.nan))))})
+    return pd.DataFrame(rows, columns=["subject", "session", "scanner", "label", *QUALITY_METRICS, *RATER_ESTIMATES])
+
+
+def staple_estimates(silver_mask: Path) -> dict[str, tuple[float, float]]:
+    """Rater → (sensitivity, specificity) as STAPLE estimated them, from the silver mask's sidecar ({} without one)."""
+    try:
+        raters = json.loads(sidecar_path(silver_mask).read_text(encoding="utf-8")).get("raters", {})
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return {name: tuple(math.nan if v.get(k) is None else float(v[k]) for k in ("sensitivity", "specificity"))
+            for name, v in raters.items()}
 
 
 def quality_summary(scores: pd.DataFrame, by: Sequence[str] = ("label",)) -> pd.DataFrame:

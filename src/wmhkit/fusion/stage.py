@@ -37,18 +37,19 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from wmhkit.bronze.stage import check_output_folder, rebased_row
+from wmhkit.bronze.stage import rebased_row
 from wmhkit.cohort.failures import ScanFailure, write_crash_file, write_failures
 from wmhkit.cohort.lock import output_lock
 from wmhkit.cohort.records import commit_record, completed_result, discard_record, expected_record, record_path
 from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT, ComputeOptions, run_tasks
-from wmhkit.errors import GeometryError, InputError, MaskError
+from wmhkit.errors import GeometryError, InputError, MaskError, WmhkitError
 from wmhkit.fusion.majority import majority_vote
-from wmhkit.fusion.staple import MAX_ITERATIONS, THRESHOLD, ConsensusResult, staple
+from wmhkit.fusion.staple import MAX_ITERATIONS, THRESHOLD, ConsensusResult, staple, staple_pruned
 from wmhkit.io.atomic import resolve_output, write_text_atomic
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import Manifest, read_manifest, relative_path, write_manifest
@@ -63,7 +64,7 @@ from wmhkit.preprocess.geometry import (
 
 log = logging.getLogger(__name__)
 
-FUSION_METHODS: tuple[str, ...] = ("staple", "majority")
+FUSION_METHODS: tuple[str, ...] = ("staple", "staple-pruned", "majority")
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,9 @@ class SilverOptions:
     Attributes
     ----------
     method
-        ``staple`` (default) or ``majority``.
+        ``staple`` (default), ``staple-pruned`` (STAPLE again without the raters it
+        found far less sensitive than the best: :func:`~wmhkit.fusion.staple.staple_pruned`)
+        or ``majority``.
     threshold
         Consensus mask = probability > threshold.
     methods
@@ -162,8 +165,8 @@ def silver_scan(
     if geometry is not None and brain.shape != geometry.box.shape:
         raise GeometryError(brain_mask, "brain mask is not on the prepared grid", "re-run wmhkit prepare")
     raters = {name: _on_working_grid(Path(path), native_grid, brain, geometry) for name, path in sorted(bronze.items())}
-    fuse = staple if options.method == "staple" else majority_vote
-    kwargs = {"threshold": options.threshold, "max_iterations": options.max_iterations} if options.method == "staple" else {}
+    fuse = {"staple": staple, "staple-pruned": staple_pruned, "majority": majority_vote}[options.method]
+    kwargs = {"threshold": options.threshold, "max_iterations": options.max_iterations} if fuse is not majority_vote else {}
     result: ConsensusResult = fuse(list(raters.values()), brain.array, **kwargs)
     mask = brain.with_array((result.probability > options.threshold).astype(np.uint8))
     probability = brain.with_array(result.probability.astype(np.float32))
@@ -174,7 +177,8 @@ def silver_scan(
     mask_path = save_mask(mask, resolve_output(out_dir, "silver.nii.gz"))
     prob_path = save_image(probability, resolve_output(out_dir, "silver_prob.nii.gz"))
     performance = {name: (sens, spec) for name, sens, spec in zip(raters, result.sensitivity, result.specificity)}
-    extra = {"raters": {name: {"sensitivity": _json_number(s), "specificity": _json_number(p)}
+    fused = dict(zip(raters, result.fused or (True,) * len(raters)))
+    extra = {"raters": {name: {"sensitivity": _json_number(s), "specificity": _json_number(p), "fused": fused[name]}
                         for name, (s, p) in performance.items()},
              "volume_ml": round(float(mask.array.sum()) * mask.voxel_volume_ml, 6)}
     parameters = {"method": options.method, "threshold": options.threshold, "max_iterations": options.max_iterations,
@@ -204,7 +208,7 @@ def silver_manifest(
     Raises
     ------
     OutputError
-        When ``out_dir`` is not the manifest's folder or a parent of it, or another run holds its lock.
+        When another run holds the lock of ``out_dir``.
     ManifestError
         For an unreadable manifest, or one without any ``bronze_<method>`` column.
     """
@@ -212,11 +216,10 @@ def silver_manifest(
                              threads_per_worker=threads_per_worker)
     table = read_manifest(manifest)
     out_dir = Path(out_dir)
-    check_output_folder(table, out_dir)
     columns = _bronze_columns(table, options.methods)
     with output_lock(out_dir, step="silver"):
         jobs = [(table.scan_id(row), _silver_job(table, row, columns, out_dir, options)) for row in table.rows()]
-        done = {o.key: o for o in run_tasks(silver_task, jobs, compute, step="silver")}
+        done = {o.key: o for o in run_tasks(silver_task, jobs, compute, step="silver", stored=stored_silver)}
         scans: dict[str, SilverScan] = {}
         failures: list[ScanFailure] = []
         rows, rater_rows = [], []
@@ -264,22 +267,45 @@ class SilverJob:
     options: SilverOptions
 
 
+def _job_record(job: SilverJob) -> tuple[Path, dict[str, Any]]:
+    """The scan's completion-record path and the record its outputs must match."""
+    record = record_path(job.out_dir, "silver", job.scan_id)
+    inputs = {f"bronze_{name}": path for name, path in job.bronze.items()}
+    inputs |= {"brain_mask": job.brain_mask, "flair": job.flair}
+    return record, expected_record(record, step="silver", inputs=inputs, parameters=job.options.to_dict())
+
+
+def _stored_scan(job: SilverJob, stored: dict[str, Any] | None) -> SilverScan | None:
+    if stored is None:
+        return None
+    raters = {name: (_from_json(s), _from_json(p)) for name, (s, p) in stored["raters"].items()}
+    return SilverScan(resolve_output(job.out_dir, stored["mask"]), resolve_output(job.out_dir, stored["probability"]),
+                      raters)
+
+
+def stored_silver(job: SilverJob) -> SilverScan | None:
+    """The scan's silver outputs when its completion record is up to date, else None (checked before
+    any worker starts; a missing brain mask or unreadable input is left to its task, which reports it)."""
+    if job.brain_mask is None or not record_path(job.out_dir, "silver", job.scan_id).is_file():
+        return None
+    try:
+        record, expected = _job_record(job)
+    except (OSError, WmhkitError):
+        return None
+    return _stored_scan(job, completed_result(record, expected))
+
+
 def silver_task(job: SilverJob) -> SilverScan:
     """The silver consensus of one scan of a manifest run into ``out_dir/<scan_id>``, or that of an
     earlier run when its completion record is complete; the record is committed after the outputs."""
     if job.brain_mask is None:
         raise InputError(job.flair, "the scan has no brain mask",
                          "run wmhkit prepare (or bronze), or fill the brain_mask column")
-    record = record_path(job.out_dir, "silver", job.scan_id)
-    inputs = {f"bronze_{name}": path for name, path in job.bronze.items()}
-    inputs |= {"brain_mask": job.brain_mask, "flair": job.flair}
-    expected = expected_record(record, step="silver", inputs=inputs, parameters=job.options.to_dict())
-    stored = completed_result(record, expected)
+    record, expected = _job_record(job)
+    stored = _stored_scan(job, completed_result(record, expected))
     if stored is not None:
         log.info("%s: silver outputs are up to date, not recomputed", job.scan_id)
-        raters = {name: (_from_json(s), _from_json(p)) for name, (s, p) in stored["raters"].items()}
-        return SilverScan(resolve_output(job.out_dir, stored["mask"]),
-                          resolve_output(job.out_dir, stored["probability"]), raters)
+        return stored
     discard_record(record)
     result = silver_scan(job.bronze, resolve_output(job.out_dir, job.scan_id), brain_mask=job.brain_mask,
                          flair=job.flair, options=job.options)

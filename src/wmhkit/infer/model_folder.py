@@ -20,9 +20,17 @@ Layout (written by ``wmhkit train`` / ``wmhkit train-volume``, or :func:`save_mo
     For 2.5D models: the planes, one network each (default axial, sagittal, coronal).
 ``fusion``, ``threshold``
     Default fusion rule of the plane probabilities and binarisation threshold.
+``thick_slice_planes``
+    For 2.5D models, the planes run on a scan with one thick-slice axis (an axis of
+    the prepared grid whose spacing is at least ``prepare.thick_slice_mm``):
+    ``all`` (default) runs every plane; ``acquired`` runs only the plane whose slices
+    are the acquired slices (the one across the thick axis: ``axial`` for an axial 2D
+    FLAIR, whichever RAS axis it lies along), since the other planes' slices of an
+    8 mm acquisition are 8 mm wide smears.
 ``prepare``
     The :class:`~wmhkit.preprocess.pipeline.PrepareOptions` used in training
-    (``PrepareOptions.to_dict()``), so that predict prepares scans identically.
+    (``PrepareOptions.to_dict()``), so that predict prepares scans identically,
+    including its working spacing (``working_spacing_mm``).
 
 Other keys (``wmhkit_version``, ``trained_on``, input geometry, ...) are kept
 in :attr:`ModelSpec.record` for provenance.
@@ -53,6 +61,7 @@ from wmhkit.io.atomic import atomic_path, write_text_atomic
 from wmhkit.io.provenance import sha256_file
 from wmhkit.preprocess.patches import PLANE_AXIS
 from wmhkit.preprocess.pipeline import PrepareOptions
+from wmhkit.preprocess.resample import thick_axes
 
 MODEL_YAML = "model.yaml"
 WEIGHTS_DIR = "weights"
@@ -69,6 +78,8 @@ DEFAULT_PLANES: tuple[str, ...] = ("axial", "sagittal", "coronal")
 DEFAULT_INPUTS: tuple[str, ...] = ("flair",)
 #: Prepared images a network may take as input channels.
 INPUT_ROLES: tuple[str, ...] = ("flair", "t1")
+#: ``thick_slice_planes`` rules (see the module docstring).
+THICK_SLICE_RULES: tuple[str, ...] = ("all", "acquired")
 
 #: Registered networks: ``model.yaml`` name → module providing ``build_network(spec)``
 #: and ``DOWNSAMPLING`` (input height and width must be multiples of it).
@@ -97,6 +108,8 @@ class ModelSpec:
         Prepare-stage settings used in training.
     record
         The whole parsed ``model.yaml``.
+    thick_slice_planes
+        One of :data:`THICK_SLICE_RULES` (see the module docstring).
     """
 
     kind: str
@@ -107,11 +120,30 @@ class ModelSpec:
     threshold: float
     prepare: PrepareOptions
     record: dict[str, Any]
+    thick_slice_planes: str = "all"
 
     @property
     def weight_names(self) -> tuple[str, ...]:
         """Stems of the weights files: the planes for 2.5D models, else ``("model",)``."""
         return self.planes if self.kind == KIND_2_5D else (SINGLE_WEIGHTS,)
+
+    def planes_for(self, spacing_mm: tuple[float, float, float]) -> tuple[str, ...]:
+        """The planes to run on a prepared scan of voxel size ``spacing_mm`` (RAS order, mm).
+
+        Every plane, unless the rule is ``acquired`` and exactly one axis is thick
+        (``>= prepare.thick_slice_mm``) and the model has the plane across it.
+
+        Examples
+        --------
+        >>> spec = ModelSpec(KIND_2_5D, {}, ("flair",), DEFAULT_PLANES, "mean", 0.5, PrepareOptions(), {}, "acquired")
+        >>> spec.planes_for((1.0, 1.0, 6.5)), spec.planes_for((1.0, 8.0, 1.0)), len(spec.planes_for((1.0, 1.0, 1.0)))
+        (('axial',), ('coronal',), 3)
+        """
+        thick = thick_axes(spacing_mm, self.prepare.thick_slice_mm)
+        if self.thick_slice_planes == "all" or len(thick) != 1:
+            return self.planes
+        across = [plane for plane in self.planes if PLANE_AXIS[plane] == thick[0]]
+        return tuple(across) or self.planes
 
 
 @dataclass(frozen=True, eq=False)
@@ -333,12 +365,15 @@ def _spec_from_record(record: dict[str, Any], yaml_path: Path) -> ModelSpec:
     fusion = record.get("fusion", "mean")
     if fusion not in FUSION_RULES:
         raise invalid(f"fusion {fusion!r} is not one of {list(FUSION_RULES)}")
+    thick_slice_planes = record.get("thick_slice_planes", "all")
+    if thick_slice_planes not in THICK_SLICE_RULES:
+        raise invalid(f"thick_slice_planes {thick_slice_planes!r} is not one of {list(THICK_SLICE_RULES)}")
     try:
         threshold = check_threshold(record.get("threshold", 0.5))
         prepare = PrepareOptions.from_dict(record.get("prepare") or {})
     except (TypeError, ValueError) as exc:
         raise invalid(str(exc)) from exc
-    return ModelSpec(kind, dict(network), inputs, planes, fusion, threshold, prepare, record)
+    return ModelSpec(kind, dict(network), inputs, planes, fusion, threshold, prepare, record, thick_slice_planes)
 
 
 def _read_state_dict(path: Path, network: nn.Module) -> dict[str, torch.Tensor]:

@@ -1,24 +1,34 @@
 """The ``predict`` stage: a model folder and FLAIR scans in, native-space WMH masks and volumes out.
 
-Per scan (``<name>`` = the manifest's ``subject[_session]`` or the input file's stem):
+Per scan (``<name>`` = the manifest's ``subject[_session]``, or the input file's stem,
+prefixed by the folders that tell files apart when stems collide: :func:`distinct_names`):
 
 1. prepare it exactly as in training (the model's ``prepare`` settings; a
    manifest row's T1, brain mask and normalisation are used as ``prepare`` would)
    into a temporary folder under ``OUT``;
+   (on the model's working grid when its ``prepare`` declares a working spacing);
 2. segment it on the prepared grid, dispatching on the model's ``kind``:
    ``segmentation-2.5d`` runs each plane's network over the brain box
-   (:mod:`wmhkit.nn.planes`), fuses the plane probabilities and thresholds
-   them (:mod:`wmhkit.nn.plane_fusion`); ``volume`` (weak-label GP-Unet) and
+   (:mod:`wmhkit.nn.planes`; on a thick-slice scan the planes of the model's
+   ``thick_slice_planes`` rule) and fuses the plane probabilities
+   (:mod:`wmhkit.nn.plane_fusion`); ``volume`` (weak-label GP-Unet) and
    ``segmentation-3d`` (its strong-label twin) models are run by
    :func:`wmhkit.infer.volume.predict_gp_unet`;
-3. measure the volumes on the prepared grid (:mod:`wmhkit.infer.volumes`; the
-   prepared grid is the native one reoriented and cropped, so voxel volumes and
-   counts are the native ones);
-4. map the maps back onto the exact native grid (:func:`~wmhkit.preprocess.geometry.to_native`)
-   and write, atomically, ``OUT/<name>_wmh.nii.gz`` (uint8), ``OUT/<name>_wmhprob.nii.gz``
+3. map the maps back onto the exact native grid (:func:`~wmhkit.preprocess.geometry.to_native`:
+   exact without a working grid, else linear for probabilities and nearest for masks);
+   a 2.5D model's fused probability is thresholded there, inside the brain mask, so
+   the mask is the scan's own-grid mask whatever grid the networks ran on;
+4. measure the volumes on the native grid (:mod:`wmhkit.infer.volumes`, voxel
+   volume from the native affine), and write, atomically, ``OUT/<name>_wmh.nii.gz`` (uint8), ``OUT/<name>_wmhprob.nii.gz``
    (float32) and, for weak-label models, ``OUT/<name>_attention.nii.gz`` (float32), each
    with a JSON sidecar (inputs and their sha256, model hash, parameters, versions,
-   device, the scan's volumes).
+   device, the scan's volumes and flags), and a QC picture ``OUT/qc/<name>_wmh.png``
+   (:func:`write_qc_mosaic`). A write failing midway (a full disk) names the file and
+   removes the scan's maps and sidecars written so far, so no mask lacks its sidecar.
+
+A scan that runs but whose volumes should not be trusted is flagged (a warning,
+and the ``flags`` column of ``volumes.csv``): voxels coarser than WMH models
+resolve, or a T1's contrast instead of a FLAIR's (:mod:`wmhkit.preprocess.checks`).
 
 A Fazekas-grade model (``target.labels: fazekas``) predicts a grade, not a volume:
 it writes only the attention map, its ``volumes.csv`` row has ``predicted_grade``
@@ -64,7 +74,7 @@ from wmhkit.cohort.failures import ScanFailure, write_crash_file, write_failures
 from wmhkit.cohort.lock import output_lock
 from wmhkit.cohort.records import commit_record, completed_result, discard_record, expected_record, record_path
 from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT, ComputeOptions, run_tasks
-from wmhkit.errors import InputError, OutputError
+from wmhkit.errors import InputError, OutputError, WmhkitError
 from wmhkit.nn.plane_fusion import binarise, check_fusion_rule, check_threshold, fuse_probabilities
 from wmhkit.infer.model_folder import (
     KIND_2_5D, MODEL_YAML, LoadedModel, ModelSpec, load_model, model_hash, read_model_spec,
@@ -77,9 +87,12 @@ from wmhkit.io.image import Image
 from wmhkit.io.manifest import is_valid_id, read_manifest
 from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
 from wmhkit.io.provenance import sidecar_path, write_sidecar
-from wmhkit.preprocess.geometry import to_native
+from wmhkit.preprocess.checks import scan_flags
+from wmhkit.preprocess.geometry import NativeGeometry, to_native
 from wmhkit.preprocess.pipeline import PrepareOptions, row_normalisation, prepare_scan
+from wmhkit.qc.overlay import save_overlay_png
 from wmhkit.stats.tables import write_csv
+from wmhkit.torch_threads import torch_threads
 
 if TYPE_CHECKING:
     from wmhkit.infer.volume import GpUnetPrediction
@@ -92,7 +105,13 @@ FAILURES_TSV = "failures.tsv"
 #: Per-scan scratch folders (prepared images) inside the output folder.
 SCRATCH_PREFIX = ".prepare-"
 #: Columns of ``volumes.csv``, in order.
-CSV_COLUMNS: tuple[str, ...] = ("subject", "session", *VOLUME_COLUMNS, "model_volume_ml", "predicted_grade")
+CSV_COLUMNS: tuple[str, ...] = (
+    "subject", "session", *VOLUME_COLUMNS, "model_volume_ml", "predicted_grade", "flags",
+)
+#: Folder of ``OUT`` holding one QC mosaic per scan (:func:`write_qc_mosaic`).
+QC_FOLDER = "qc"
+#: Axial slices in a QC mosaic: those with the most WMH.
+QC_SLICES = 6
 #: Output file suffixes per map role.
 OUTPUT_SUFFIXES: dict[str, str] = {"wmh": "_wmh.nii.gz", "wmh_prob": "_wmhprob.nii.gz", "attention": "_attention.nii.gz"}
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
@@ -133,7 +152,9 @@ class ScanInput:
 class PredictSettings:
     """Settings of a predict run that determine its outputs (recorded in every sidecar).
 
-    ``threshold`` and ``fusion`` None mean the model's own (``model.yaml``).
+    ``threshold``, ``fusion`` and ``brain_extractor`` None mean the model's own (``model.yaml``;
+    ``brain_extractor`` overrides its ``prepare`` setting, see
+    :mod:`wmhkit.preprocess.brain_extraction`).
     """
 
     threshold: float | None = None
@@ -142,6 +163,7 @@ class PredictSettings:
     #: Arithmetic of the 2.5D networks: ``float32`` or ``bfloat16`` (about 2.5× faster on
     #: CPUs with bfloat16 instructions; masks agree with float32 to Dice ≥ 0.998 in BENCHMARKS.md).
     precision: str = "float32"
+    brain_extractor: str | None = None
 
     def resolved(self, spec: ModelSpec) -> dict[str, Any]:
         """The parameters actually used with ``spec``: JSON-ready, in a fixed key order."""
@@ -153,7 +175,7 @@ class PredictSettings:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         return {
             "kind": spec.kind, "inputs": list(spec.inputs), "planes": list(spec.planes), "fusion": fusion,
-            "threshold": threshold, "pv_distance_mm": float(self.pv_distance_mm),
+            "thick_slice_planes": spec.thick_slice_planes, "threshold": threshold, "pv_distance_mm": float(self.pv_distance_mm),
             "prepare": spec.prepare.to_dict(), "precision": self.precision,
         }
 
@@ -163,7 +185,9 @@ class ScanPrediction:
     """Maps of one scan on its prepared grid, and the regressed volume or grade of a GP-Unet model.
 
     ``wmh_prob`` and ``wmh`` are None for a model that predicts only a grade (Fazekas),
-    which gives its ``attention`` map and ``grade``.
+    which gives its ``attention`` map and ``grade``. ``threshold`` is set when ``wmh`` is
+    ``wmh_prob >= threshold``: the native-grid mask is then made from the native-grid
+    probability (see :func:`native_maps`).
     """
 
     wmh_prob: Image | None
@@ -171,6 +195,7 @@ class ScanPrediction:
     attention: Image | None = None
     model_volume_ml: float | None = None
     grade: int | None = None
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -207,8 +232,8 @@ def scan_inputs(
     ------
     InputError
         For no inputs, a manifest mixed with other inputs, a file that is neither
-        NIfTI nor TSV, a file stem that is not a safe name, or two inputs with the
-        same name (ignoring case).
+        NIfTI nor TSV, an output name that is not safe, or two inputs that nothing
+        tells apart (see :func:`distinct_names`).
     ManifestError
         For an invalid manifest.
     """
@@ -220,17 +245,60 @@ def scan_inputs(
         if len(paths) != 1:
             raise InputError(manifests[0], "a manifest must be the only input", "pass one manifest.tsv or NIfTI files")
         return manifest_scan_inputs(manifests[0], options)
-    scans = []
+    stems = []
     for path in paths:
         stem = _nifti_stem(path)
         if stem is None:
             raise InputError(path, "not a NIfTI file (.nii or .nii.gz) or a manifest (.tsv)", "pass FLAIR NIfTI files")
-        if not is_valid_id(stem):
-            raise InputError(path, f"file name {stem!r} is not a safe output name (letters, digits, '.', '_', '-')",
+        stems.append(stem)
+    scans = []
+    for path, name in zip(paths, distinct_names(paths, stems)):
+        if not is_valid_id(name):
+            raise InputError(path, f"output name {name!r} is not a safe name (letters, digits, '.', '_', '-')",
                              "rename the file or list it in a manifest with a subject ID")
-        scans.append(ScanInput(stem, stem, "", path))
+        scans.append(ScanInput(name, name, "", path))
     _check_unique_names(scans)
     return scans
+
+
+def distinct_names(paths: Sequence[Path], stems: Sequence[str]) -> list[str]:
+    """Output names for input files: each file's stem, prefixed by folder names when stems collide.
+
+    Files whose stems collide (ignoring case: ``*/FLAIR.nii.gz``) are named after
+    their BIDS ``sub-*`` (and ``ses-*``) folders when these tell them apart
+    (``sub-01/ses-1/anat/FLAIR.nii.gz`` → ``sub-01_ses-1_FLAIR``), otherwise after
+    the nearest parent folders that do, joined by ``_``, leaving out folder levels
+    they share (``site-a/scan/FLAIR.nii.gz`` beside ``site-b/scan/FLAIR.nii.gz``
+    → ``site-a_FLAIR``); the names used are logged. Files that nothing tells
+    apart (the same path twice) keep their stem, and are refused by the clash check.
+
+    Examples
+    --------
+    >>> distinct_names([Path("/d/sub-01/anat/FLAIR.nii.gz"), Path("/d/sub-02/anat/FLAIR.nii.gz"),
+    ...                 Path("/d/x/T2.nii")], ["FLAIR", "FLAIR", "T2"])
+    ['sub-01_FLAIR', 'sub-02_FLAIR', 'T2']
+    """
+    names = list(stems)
+    groups: dict[str, list[int]] = {}
+    for index, stem in enumerate(stems):
+        groups.setdefault(stem.lower(), []).append(index)
+    for members in (m for m in groups.values() if len(m) > 1):
+        folders = [Path(os.path.abspath(paths[i])).parent.parts[:0:-1] for i in members]  # nearest first, no root
+        bids = [_bids_prefix(f) for f in folders]
+        options = [["_".join((prefix, stems[i])) for prefix, i in zip(bids, members)]] if all(bids) else []
+        for depth in range(1, max(len(f) for f in folders) + 1):
+            levels = [f[:depth] + ("",) * (depth - len(f)) for f in folders]
+            differing = [d for d in range(depth - 1, -1, -1) if len({level[d] for level in levels}) > 1]
+            options.append(["_".join([*(level[d] for d in differing if level[d]), stems[i]])
+                            for level, i in zip(levels, members)])
+        for candidates in options:
+            if len({c.lower() for c in candidates}) == len(members):
+                for i, candidate in zip(members, candidates):
+                    names[i] = candidate
+                log.info("input files share the name %r; output names taken from their folders: %s", stems[members[0]],
+                         ", ".join(f"{paths[i]} -> {names[i]}" for i in members))
+                break
+    return names
 
 
 def manifest_scan_inputs(
@@ -299,6 +367,9 @@ def predict_scans(
     compute = ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit,
                              threads_per_worker=threads_per_worker)
     spec = read_model_spec(model_dir)
+    if settings.brain_extractor is not None:  # the run's choice overrides the model's prepare setting
+        spec = dataclasses.replace(
+            spec, prepare=dataclasses.replace(spec.prepare, brain_extractor=settings.brain_extractor))
     scans = scan_inputs(inputs, spec.prepare)
     out_dir = Path(out_dir)
     _check_out_dir(out_dir, scans, inputs)
@@ -318,7 +389,7 @@ def predict_scans(
     with output_lock(out_dir, step="predict"):
         _remove_scratch(out_dir)
         outcomes = run_tasks(functools.partial(predict_task, context), [(scan.name, scan) for scan in scans],
-                             compute, step="predict")
+                             compute, step="predict", stored=functools.partial(stored_prediction, context))
         rows: list[dict[str, Any]] = []
         outputs: dict[str, dict[str, Path]] = {}
         failures: list[ScanFailure] = []
@@ -361,7 +432,11 @@ def segment_2_5d(
     model: LoadedModel, prepared: Mapping[str, Image], *, fusion: str, threshold: float, batch_size: int,
     precision: str = "float32",
 ) -> ScanPrediction:
-    """Run every plane's network on a prepared scan, fuse and threshold.
+    """Run the planes' networks on a prepared scan, fuse and threshold.
+
+    The planes are the model's, or on a thick-slice scan those of its
+    ``thick_slice_planes`` rule (:meth:`~wmhkit.infer.model_folder.ModelSpec.planes_for`,
+    from the prepared grid's spacing: the thick axis may be any RAS axis).
 
     Parameters
     ----------
@@ -381,7 +456,7 @@ def segment_2_5d(
     Returns
     -------
     ScanPrediction
-        On the prepared grid; 0 outside the brain mask.
+        On the prepared grid; 0 outside the brain mask; ``threshold`` set.
 
     Raises
     ------
@@ -395,14 +470,18 @@ def segment_2_5d(
     brain_mask = prepared["brain_mask"]
     channels = np.stack([prepared[role].array.astype(np.float32) for role in model.spec.inputs])
     plane_probs = []
-    for plane in model.spec.planes:
+    planes = model.spec.planes_for(brain_mask.spacing_mm)
+    if planes != model.spec.planes:
+        log.info("thick slices (%s mm): running the %s plane(s) only", brain_mask.spacing_mm, ", ".join(planes))
+    for plane in planes:
         # Channels-last weights match the channels-last inputs of predict_plane (faster oneDNN convolutions).
         network = model.networks[plane].to(memory_format=torch.channels_last)
         plane_probs.append(predict_plane(network, channels, brain_mask.array, plane,  # type: ignore[arg-type]
                                          size_multiple=model.size_multiple, batch_size=batch_size,
                                          device=model.device, precision=precision))
     wmh_prob = fuse_probabilities(plane_probs, fusion)
-    return ScanPrediction(brain_mask.with_array(wmh_prob), brain_mask.with_array(binarise(wmh_prob, threshold)))
+    return ScanPrediction(brain_mask.with_array(wmh_prob), brain_mask.with_array(binarise(wmh_prob, threshold)),
+                          threshold=threshold)
 
 
 @dataclass(frozen=True)
@@ -454,12 +533,8 @@ def _cpu_threads(device: torch.device, threads: int) -> Iterator[None]:
     if device.type != "cpu":
         yield
         return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _cached_segmenter(context: _RunContext) -> Segmenter:
@@ -499,18 +574,43 @@ def _volume_prediction(result: GpUnetPrediction) -> ScanPrediction:
                           result.grade)
 
 
-def _predict_one(scan: ScanInput, segmenter: Segmenter, context: _RunContext,
-                 work_dir: Path) -> tuple[dict[str, Path], dict[str, Any]]:
+def _scan_record(context: _RunContext, scan: ScanInput) -> tuple[dict[str, Any], dict[str, Any], Path, Any]:
+    """A scan's inputs, parameters, completion-record path and the record its outputs must match."""
     inputs = {"flair": scan.flair, "t1": scan.t1, "brain_mask": scan.brain_mask,
               "model": context.model_dir / MODEL_YAML}
     parameters = context.parameters | {"normalisation": scan.normalisation or context.prepare.normalisation}
     record = record_path(context.out_dir, STEP, scan.name)
     expected = expected_record(record, step=STEP, inputs=inputs, parameters=parameters | {"device": context.device},
                                model=context.model)
-    stored = completed_result(record, expected)
+    return inputs, parameters, record, expected
+
+
+def stored_prediction(context: _RunContext, scan: ScanInput) -> tuple[dict[str, Path], dict[str, Any]] | None:
+    """The outputs and volumes row of a scan whose completion record is up to date, else None
+    (also when an input cannot be read: its task then fails with the error)."""
+    if not record_path(context.out_dir, STEP, scan.name).is_file():
+        return None
+    try:
+        _, _, record, expected = _scan_record(context, scan)
+    except (OSError, WmhkitError):
+        return None
+    return _stored_outputs(context, completed_result(record, expected))
+
+
+def _stored_outputs(context: _RunContext,
+                    stored: dict[str, Any] | None) -> tuple[dict[str, Path], dict[str, Any]] | None:
+    if stored is None:
+        return None
+    return {role: resolve_output(context.out_dir, name) for role, name in stored["outputs"].items()}, stored["volumes"]
+
+
+def _predict_one(scan: ScanInput, segmenter: Segmenter, context: _RunContext,
+                 work_dir: Path) -> tuple[dict[str, Path], dict[str, Any]]:
+    inputs, parameters, record, expected = _scan_record(context, scan)
+    stored = _stored_outputs(context, completed_result(record, expected))
     if stored is not None:
         log.info("%s: outputs are up to date, not recomputed", scan.name)
-        return {role: resolve_output(context.out_dir, name) for role, name in stored["outputs"].items()}, stored["volumes"]
+        return stored
     discard_record(record)
     log.info("%s: preparing", scan.name)
     prepared_scan = prepare_scan(
@@ -523,31 +623,87 @@ def _predict_one(scan: ScanInput, segmenter: Segmenter, context: _RunContext,
         prepared["t1"] = load_image(prepared_scan.outputs["t1"])
     log.info("%s: segmenting", scan.name)
     prediction = segmenter(prepared)
-    row = {"subject": scan.subject, "session": scan.session, **_mask_volumes(prediction, prepared, parameters),
-           "model_volume_ml": prediction.model_volume_ml, "predicted_grade": prediction.grade}
-    maps = {} if prediction.wmh is None else {"wmh": prediction.wmh, "wmh_prob": prediction.wmh_prob}
-    if prediction.attention is not None:
-        maps["attention"] = prediction.attention
-    paths = {role: resolve_output(context.out_dir, scan.name + OUTPUT_SUFFIXES[role]) for role in maps}
-    native = {role: to_native(image, prepared_scan.geometry) for role, image in maps.items()}
-    for role, image in native.items():
-        (save_mask if role == "wmh" else save_image)(image, paths[role])
+    native = native_maps(prediction, prepared, prepared_scan.geometry)
+    flags = scan_flags(scan.flair, native["flair"].spacing_mm, prepared["flair"], prepared["brain_mask"])
+    row = {"subject": scan.subject, "session": scan.session, **_mask_volumes(native, parameters),
+           "model_volume_ml": prediction.model_volume_ml, "predicted_grade": prediction.grade,
+           "flags": ";".join(flags)}
+    paths = {role: resolve_output(context.out_dir, scan.name + OUTPUT_SUFFIXES[role])
+             for role in OUTPUT_SUFFIXES if role in native}
     extra = {"model": context.model, "device": context.device, "scan": scan.name, "volumes": row,
+             "brain_mask_source": prepared_scan.brain_mask_source,
              "outputs": {role: path.name for role, path in sorted(paths.items())}}
-    for path in paths.values():
-        write_sidecar(path, step=STEP, inputs=inputs, parameters=parameters, extra=extra)
+    written: list[Path] = []
+    try:  # a scan's maps exist only with their sidecars: a write failing midway (full disk) removes them all
+        for role, path in paths.items():
+            written.append(path)
+            (save_mask if role == "wmh" else save_image)(native[role], path)
+        for path in paths.values():
+            written.append(sidecar_path(path))
+            write_sidecar(path, step=STEP, inputs=inputs, parameters=parameters, extra=extra)
+        if "wmh" in native:
+            write_qc_mosaic(load_image(scan.flair), native["wmh"], context.out_dir, scan.name, row)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     commit_record(record, expected, [*paths.values(), *(sidecar_path(p) for p in paths.values())],
                   {"outputs": extra["outputs"], "volumes": row})
     return paths, row
 
 
-def _mask_volumes(prediction: ScanPrediction, prepared: Mapping[str, Image],
-                  parameters: Mapping[str, Any]) -> dict[str, float | int | None]:
-    """The :data:`~wmhkit.infer.volumes.VOLUME_COLUMNS` of the predicted mask; all None without a mask."""
-    if prediction.wmh is None:
+def native_maps(prediction: ScanPrediction, prepared: Mapping[str, Image],
+                geometry: NativeGeometry) -> dict[str, Image]:
+    """The prediction's maps, the prepared FLAIR and brain mask on the scan's native grid.
+
+    Parameters
+    ----------
+    prediction
+        Maps on the prepared grid.
+    prepared
+        Prepared images by role (``flair``, ``brain_mask``).
+    geometry
+        The scan's native-geometry record.
+
+    Returns
+    -------
+    dict
+        ``flair``, ``brain_mask`` and whichever of ``wmh``, ``wmh_prob``, ``attention``
+        the prediction has, each on exactly the native shape and affine
+        (:func:`~wmhkit.preprocess.geometry.to_native`). When the prediction carries its
+        threshold, ``wmh`` is ``wmh_prob >= threshold`` on the native grid inside the
+        native brain mask, and ``wmh_prob`` is 0 outside it. Without a working grid
+        this is exactly the prepared-grid mask mapped back (the probability is already
+        0 outside the brain).
+    """
+    maps = {"flair": prepared["flair"], "brain_mask": prepared["brain_mask"]}
+    if prediction.wmh is not None and prediction.wmh_prob is not None:
+        maps |= {"wmh": prediction.wmh, "wmh_prob": prediction.wmh_prob}
+    if prediction.attention is not None:
+        maps["attention"] = prediction.attention
+    native = {role: to_native(image, geometry) for role, image in maps.items()}
+    if prediction.threshold is not None and "wmh_prob" in native:
+        brain = native["brain_mask"].array > 0
+        probability = np.where(brain, native["wmh_prob"].array, np.float32(0.0)).astype(np.float32)
+        native["wmh_prob"] = native["wmh_prob"].with_array(probability)
+        native["wmh"] = native["brain_mask"].with_array(binarise(probability, prediction.threshold))
+    return native
+
+
+def write_qc_mosaic(flair: Image, wmh: Image, out_dir: Path, name: str, row: Mapping[str, Any]) -> Path:
+    """Write ``OUT/qc/<name>_wmh.png``: the :data:`QC_SLICES` axial slices of the native FLAIR
+    with the most WMH, the mask's contour, the WMH volume (and any flags) in the title."""
+    title = f"{name}: WMH {row['wmh_ml']:.2f} mL" + (f"  [{row['flags']}]" if row.get("flags") else "")
+    return save_overlay_png(flair, resolve_output(out_dir, f"{QC_FOLDER}/{name}_wmh.png"), masks={"WMH": wmh},
+                            planes=("axial",), n_slices=QC_SLICES, title=title, slices="most")
+
+
+def _mask_volumes(native: Mapping[str, Image], parameters: Mapping[str, Any]) -> dict[str, float | int | None]:
+    """The :data:`~wmhkit.infer.volumes.VOLUME_COLUMNS` of the native-grid mask; all None without a mask."""
+    if "wmh" not in native:
         return dict.fromkeys(VOLUME_COLUMNS)
-    ventricles = estimate_ventricles(prepared["flair"], prepared["brain_mask"])
-    volumes = wmh_volumes(prediction.wmh, prepared["brain_mask"], ventricles, pv_distance_mm=parameters["pv_distance_mm"])
+    ventricles = estimate_ventricles(native["flair"], native["brain_mask"])
+    volumes = wmh_volumes(native["wmh"], native["brain_mask"], ventricles, pv_distance_mm=parameters["pv_distance_mm"])
     return volumes.as_row()
 
 
@@ -587,6 +743,15 @@ def _check_unique_names(scans: Sequence[ScanInput]) -> None:
             raise InputError(scan.flair, f"its output name {scan.name!r} clashes with that of {seen[key]}",
                              "rename one of the files or list the scans in a manifest with distinct subject IDs")
         seen[key] = scan.flair
+
+
+def _bids_prefix(folders: Sequence[str]) -> str:
+    """``sub-<label>[_ses-<label>]`` from a file's parent folders (nearest first), or ""."""
+    for index, folder in enumerate(folders):
+        if folder.startswith("sub-"):
+            session = folders[index - 1] if index > 0 and folders[index - 1].startswith("ses-") else ""
+            return "_".join(f for f in (folder, session) if f)
+    return ""
 
 
 def _nifti_stem(path: Path) -> str | None:

@@ -12,7 +12,13 @@ All volumes are voxel counts times the voxel volume of the grid's affine, in mL.
   at least ``min_component_ml`` are the lateral and third ventricles. The same
   rule builds the phantoms' ventricles from the template's CSF
   (:mod:`wmhkit.synth.template`). It needs the brain mask to close over the
-  ventricles or to leave them as holes, both of which count as enclosed.
+  ventricles or to leave them as holes, both of which count as enclosed. When
+  the dark CSF joins the ventricles to the outside (thick slices, whose partial
+  volumes darken the third ventricle and the cisterns, or a brain mask open at
+  the midline), nothing is enclosed: the ventricles are then the dark components
+  of at least ``min_component_ml`` that lie deeper than
+  :data:`VENTRICLE_MIN_DEPTH_MM` inside the brain mask, where sulcal CSF does not
+  reach. When neither finds one, the reason is logged.
 * **Periventricular** WMH voxels lie within ``pv_distance_mm`` (default 10 mm,
   the "10 mm rule" of Griffanti et al., NeuroImage Clin 2018) of the ventricles,
   by Euclidean distance in mm between voxel centres; the rest are **deep**.
@@ -39,6 +45,8 @@ DEFAULT_PV_DISTANCE_MM = 10.0
 DEFAULT_DARK_FRACTION = 0.5
 #: Smallest enclosed CSF component kept as ventricle (mL).
 DEFAULT_MIN_VENTRICLE_ML = 1.0
+#: Depth inside the brain mask (mm) beyond which dark components are ventricles when none is enclosed.
+VENTRICLE_MIN_DEPTH_MM = 10.0
 #: Decimals kept in volumes (mL): 1e-6 mL = 1e-3 mm³, far below a voxel.
 VOLUME_DECIMALS = 6
 _FULL_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
@@ -115,7 +123,29 @@ def estimate_ventricles(
     ]))
     sizes_ml = np.bincount(labels.ravel(), minlength=count + 1) * flair.voxel_volume_ml
     enclosed = np.setdiff1d(np.flatnonzero(sizes_ml >= min_component_ml), np.append(border, 0))
-    return flair.with_array(np.isin(labels, enclosed).astype(np.uint8))
+    ventricles = np.isin(labels, enclosed)
+    if not ventricles.any():
+        ventricles = _deep_dark_components(flair, brain, threshold, min_component_ml)
+        if ventricles.any():
+            log.info("ventricles: the dark CSF reaches the outside of the brain (thick slices or an open brain mask);"
+                     " taking the dark regions deeper than %g mm inside the brain (%.1f mL)", VENTRICLE_MIN_DEPTH_MM,
+                     np.count_nonzero(ventricles) * flair.voxel_volume_ml)
+        else:
+            log.warning("no ventricles found: no dark region (below %g of the median brain intensity) of at least "
+                        "%g mL is enclosed by the brain or lies deeper than %g mm inside it", dark_fraction,
+                        min_component_ml, VENTRICLE_MIN_DEPTH_MM)
+    return flair.with_array(ventricles.astype(np.uint8))
+
+
+def _deep_dark_components(flair: Image, brain: np.ndarray, threshold: float, min_component_ml: float) -> np.ndarray:
+    """Dark voxels deeper than :data:`VENTRICLE_MIN_DEPTH_MM` in ``brain``, in components of at least
+    ``min_component_ml`` (boolean mask on the FLAIR grid)."""
+    depth = ndimage.distance_transform_edt(brain, sampling=flair.spacing_mm)
+    deep_dark = (flair.array < threshold) & (depth > VENTRICLE_MIN_DEPTH_MM)
+    labels, count = ndimage.label(deep_dark, structure=_FULL_CONNECTIVITY)
+    sizes_ml = np.bincount(labels.ravel(), minlength=count + 1) * flair.voxel_volume_ml
+    kept = np.flatnonzero(sizes_ml >= min_component_ml)
+    return np.isin(labels, kept[kept > 0])
 
 
 def distance_to_mask_mm(mask: Image) -> np.ndarray:
@@ -199,7 +229,7 @@ def wmh_volumes(
         periventricular_ml = _ml(periventricular_count, voxel_ml)
         deep_ml = _ml(np.count_nonzero(lesion) - periventricular_count, voxel_ml)
     else:
-        log.warning("no ventricles found: periventricular and deep WMH volumes left undefined")
+        log.warning("periventricular and deep WMH volumes left undefined (no ventricles found)")
     return WmhVolumes(
         wmh_ml=wmh_ml,
         icv_ml=icv_ml,

@@ -8,6 +8,7 @@ leaves either no file or the previous complete one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import secrets
@@ -44,7 +45,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     The temporary name keeps the final suffixes (``.nii.gz`` etc.) so that
     writers choosing a format by extension behave. On any exception the
     temporary file is removed and ``path`` is left untouched. A symlink planted
-    at ``path`` is replaced, never followed.
+    at ``path`` is replaced, never followed. A folder that cannot be made, or a
+    full disk (or quota) while writing, is an :class:`~wmhkit.errors.OutputError`
+    naming ``path``.
 
     Examples
     --------
@@ -56,17 +59,31 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     'done'
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_temp_beside(final)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _create_temp_beside(final)
+    except OSError as exc:
+        raise _write_error(final, exc) from exc
     try:
         yield tmp
         _fsync_file(tmp)
         os.replace(tmp, final)
         _fsync_dir(final.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno in _NO_ROOM:
+            raise _write_error(final, exc) from exc
         raise
+
+
+#: Errors of a write that found no room (full disk, quota, file size limit, read-only file system).
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+def _write_error(final: Path, exc: OSError) -> OutputError:
+    """A one-line error naming the output being written (not its temporary name)."""
+    return OutputError(f"cannot write {final}: {exc.strerror or exc}; free space there or choose another --out")
 
 
 def _create_temp_beside(final: Path) -> Path:

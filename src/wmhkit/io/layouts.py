@@ -48,7 +48,8 @@ MICCAI 2017 WMH (``layout="miccai"``)
   become ``_``.
 
 Every layout ends in :func:`~wmhkit.io.manifest.validate_manifest` with paths relative
-to the dataset root, so its rules (IDs, no ``..``, no symlink escapes) apply.
+to the dataset root, so its rules (safe IDs, existing files) apply; a symlink is kept
+under its own name wherever it points (DataLad/git-annex datasets).
 """
 
 from __future__ import annotations

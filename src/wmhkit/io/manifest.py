@@ -1,4 +1,4 @@
-"""``manifest.tsv``: one row per scan, paths relative to the manifest file.
+"""``manifest.tsv``: one row per scan, paths absolute or relative to the manifest file.
 
 Columns (ARCHITECTURE.md): ``subject``, ``session``, ``dataset``, ``scanner``, ``stage``
 (CN / MCI / AD / other), ``age``, ``sex``, ``flair``, ``t1``, ``brain_mask``, ``gold``,
@@ -16,9 +16,11 @@ file and the 1-based data row):
   would collide on case-insensitive filesystems, as would subject ``a_b`` and subject
   ``a`` + session ``b``).
 * Path columns (``flair``, ``t1``, ``brain_mask``, ``gold``, ``silver``,
-  ``bronze_<method>``) are relative to the manifest's folder, never absolute (POSIX or
-  Windows), never with a ``..`` part; with ``check_files`` they must be existing files
-  whose real path (symlinks followed) stays inside that folder.
+  ``bronze_<method>``) are absolute, or relative to the manifest's folder (``..`` and
+  symlinks allowed: inputs often live in a read-only dataset elsewhere on disk); with
+  ``check_files`` they must be existing files. A Windows drive or UNC path is refused
+  on other systems, which cannot open it. Outputs stay confined: the scan ID names
+  output files, so it is checked as above.
 * No cell or column name holds control characters (NUL, tab, newline, ...).
 * ``stage`` is one of CN / MCI / AD / other (case-insensitive, stored canonically);
   ``volume_ml`` a finite number ≥ 0; ``fazekas`` a whole number 0–6.
@@ -29,12 +31,13 @@ Leading and trailing blanks around cells are removed (spreadsheets add them).
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PureWindowsPath
 
 import pandas as pd
 
@@ -56,6 +59,11 @@ FAZEKAS_MAX = 6
 ID_MAX_LENGTH = 64
 _ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+#: Cell delimiters a manifest may use, in the order they are tried (TSV is the
+#: format wmhkit writes; comma and semicolon come from spreadsheet CSV exports).
+DELIMITER_NAMES: dict[str, str] = {"\t": "tab-separated", ",": "comma-separated", ";": "semicolon-separated"}
+
+log = logging.getLogger(__name__)
 
 
 def is_path_column(column: str) -> bool:
@@ -121,12 +129,15 @@ class Manifest:
 def read_manifest(path: str | os.PathLike[str], *, check_files: bool = True) -> Manifest:
     """Read and validate ``manifest.tsv`` (UTF-8, a byte-order mark is accepted).
 
+    Cells are tab-separated; a spreadsheet's CSV export (comma or semicolon, CRLF
+    line ends) is detected from the header row and read as well (logged).
+
     Parameters
     ----------
     path
         The manifest file; its folder is the root of the relative paths in it.
     check_files
-        Also require every path to be an existing file inside the manifest's folder.
+        Also require every path to be an existing file.
 
     Raises
     ------
@@ -137,20 +148,40 @@ def read_manifest(path: str | os.PathLike[str], *, check_files: bool = True) -> 
     path = Path(path)
     if not path.is_file():
         raise ManifestError(path, "manifest file does not exist", "check the path, or build one with `wmhkit manifest`")
+    delimiter = _delimiter(path)
     try:
         # header=None keeps duplicate column names (pandas would rename them "x.1"); only
         # "\n" ends a row, so a stray "\r" stays in its cell (and is rejected) while the
         # "\r" of CRLF files is stripped with the other surrounding blanks.
         raw = pd.read_csv(
-            path, sep="\t", header=None, dtype=str, keep_default_na=False, na_filter=False,
+            path, sep=delimiter, header=None, dtype=str, keep_default_na=False, na_filter=False,
             encoding="utf-8-sig", lineterminator="\n",
         )
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise ManifestError(path, f"not a readable tab-separated file ({exc})", "save it as UTF-8 TSV with a header row") from exc
+        raise ManifestError(
+            path, f"not a readable {DELIMITER_NAMES[delimiter]} file ({exc})", "save it as UTF-8 with a header row"
+        ) from exc
     if len(raw) < 2:
         raise ManifestError(path, "manifest has a header but no scans", "add one row per scan")
     table = pd.DataFrame(raw.iloc[1:].to_numpy(), columns=list(raw.iloc[0]))
     return validate_manifest(table, root=path.parent, source=path, check_files=check_files)
+
+
+def _delimiter(path: Path) -> str:
+    """The manifest's cell delimiter: tab, or comma / semicolon (spreadsheet exports) when
+    the header row holds the required columns only when split on that character."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as stream:
+            header = stream.readline()
+    except UnicodeDecodeError:
+        return "\t"  # pandas reports the decoding error with its position
+    for delimiter, name in DELIMITER_NAMES.items():
+        columns = {cell.strip().strip('"') for cell in header.split(delimiter)}
+        if all(required in columns for required in REQUIRED_COLUMNS):
+            if delimiter != "\t":
+                log.info("%s: read as a %s file (detected from its header row)", path, name)
+            return delimiter
+    return "\t"
 
 
 def validate_manifest(
@@ -187,7 +218,10 @@ def canonical_columns(columns: list[str] | pd.Index) -> list[str]:
 def _check_columns(where: Path, columns: list[str]) -> None:
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
-        raise ManifestError(where, f"missing required column(s) {missing}", "add them to the header row")
+        raise ManifestError(
+            where, f"missing required column(s) {missing} (header read as {columns})",
+            "add them to the header row; separate cells with tabs (or commas, in a CSV export)",
+        )
     duplicated = sorted({c for c in columns if columns.count(c) > 1})
     if duplicated:
         raise ManifestError(where, f"duplicate column(s) {duplicated}", "keep one column of each name")
@@ -268,39 +302,32 @@ def _as_float(cell: str) -> float | None:
 
 
 def _check_path(where: Path, row: int, column: str, cell: str, root: Path, check_files: bool) -> None:
-    posix = PurePosixPath(cell.replace("\\", "/"))
-    windows = PureWindowsPath(cell)
-    if posix.is_absolute() or os.path.isabs(cell) or windows.drive or windows.root or ".." in posix.parts:
+    if os.name != "nt" and PureWindowsPath(cell).drive:
         raise ManifestError(
-            where, f"{column} path {cell!r} is absolute or leaves the manifest's folder",
-            "use a path relative to the manifest's folder, without '..' (move the manifest up if needed)", row=row,
+            where, f"{column} path {cell!r} is a Windows drive or network path, which this system cannot open",
+            "write the path as this machine sees the file (e.g. /mnt/data/...), or relative to the manifest", row=row,
         )
-    if check_files:
-        target = root / cell
-        if not target.is_file():
-            raise ManifestError(where, f"{column} file {cell!r} does not exist", "fix the path or the file", row=row)
-        resolved_root = root.resolve()
-        if resolved_root not in target.resolve().parents:
-            raise ManifestError(
-                where, f"{column} path {cell!r} resolves (through a symlink) outside the manifest's folder",
-                "copy the file into the dataset or point to it directly", row=row,
-            )
+    if check_files and not (root / cell).is_file():
+        where_resolved = "" if os.path.isabs(cell) else f" (looked for {os.path.abspath(root / cell)})"
+        raise ManifestError(
+            where, f"{column} file {cell!r} does not exist{where_resolved}",
+            "fix the path (relative paths start at the manifest's folder) or the file", row=row,
+        )
 
 
 def write_manifest(manifest: Manifest | pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Validate and write a manifest as TSV atomically: columns canonical, rows as given.
 
-    A :class:`Manifest` whose ``root`` is not ``path``'s folder has its path cells
-    rewritten relative to that folder, which must then be the root or one of its
-    parents (a manifest may not point up with ``..``). A bare DataFrame's path cells
-    must already be relative to ``path``'s folder (see :func:`relative_path`).
+    A :class:`Manifest` whose ``root`` is not ``path``'s folder has its relative path
+    cells rewritten for the new folder (see :func:`relative_path`: relative where the
+    file is near, absolute otherwise), so a manifest may be written anywhere. A bare
+    DataFrame's path cells must already be absolute or relative to ``path``'s folder.
     Files are not checked for existence here; :func:`read_manifest` does that.
 
     Raises
     ------
     ManifestError
-        When the table breaks a rule of the module docstring, or when a
-        :class:`Manifest` is written outside (not at or above) its root.
+        When the table breaks a rule of the module docstring.
     """
     path = Path(path)
     if isinstance(manifest, Manifest):
@@ -314,16 +341,11 @@ def write_manifest(manifest: Manifest | pd.DataFrame, path: str | os.PathLike[st
 
 
 def _rebase(manifest: Manifest, path: Path) -> pd.DataFrame:
-    """The manifest's table with path cells relative to ``path``'s folder."""
+    """The manifest's table with path cells valid from ``path``'s folder."""
     new_root = Path(os.path.abspath(path.parent))
     old_root = Path(os.path.abspath(manifest.root))
     if new_root == old_root:
         return manifest.table
-    if new_root not in old_root.parents:
-        raise ManifestError(
-            path, f"a manifest here could not reach the files under {old_root} without '..'",
-            f"write the manifest in {old_root} or one of its parent folders",
-        )
     table = manifest.table.copy()
     for column in table.columns:
         if is_path_column(column):
@@ -331,15 +353,36 @@ def _rebase(manifest: Manifest, path: Path) -> pd.DataFrame:
     return table
 
 
-def relative_path(target: str | os.PathLike[str], manifest_dir: str | os.PathLike[str]) -> str:
-    """``target`` relative to ``manifest_dir``, with forward slashes (the manifest's convention).
+#: A file at most this many folders above the manifest's folder (``../../x``) is
+#: written relative to it, so a study or output tree can be moved as a whole; a file
+#: further away (a dataset elsewhere on disk) is written absolute, so the manifest
+#: can be moved on its own.
+MAX_PARENT_STEPS = 2
 
-    Both are made absolute without following symlinks, so a symlinked file (a
-    DataLad/git-annex dataset, say) is recorded under its own name.
+
+def relative_path(target: str | os.PathLike[str], manifest_dir: str | os.PathLike[str]) -> str:
+    """How a manifest in ``manifest_dir`` names ``target``, with forward slashes.
+
+    Relative when ``target`` is inside ``manifest_dir`` or at most
+    :data:`MAX_PARENT_STEPS` folders above it, absolute otherwise (or when no
+    relative path exists, across Windows drives). Both are made absolute without
+    following symlinks, so a symlinked file (a DataLad/git-annex dataset, say) is
+    recorded under its own name.
 
     Examples
     --------
     >>> relative_path("/data/study/sub-01/anat/x.nii.gz", "/data/study")
     'sub-01/anat/x.nii.gz'
+    >>> relative_path("/data/study/raw/x.nii.gz", "/data/study/work/prepared")
+    '../../raw/x.nii.gz'
+    >>> relative_path("/data/study/x.nii.gz", "/home/me/runs/prepared")
+    '/data/study/x.nii.gz'
     """
-    return Path(os.path.relpath(os.path.abspath(target), os.path.abspath(manifest_dir))).as_posix()
+    absolute = os.path.abspath(target)
+    try:
+        relative = Path(os.path.relpath(absolute, os.path.abspath(manifest_dir)))
+    except ValueError:  # another Windows drive
+        return Path(absolute).as_posix()
+    if relative.parts[:MAX_PARENT_STEPS + 1].count("..") > MAX_PARENT_STEPS:
+        return Path(absolute).as_posix()
+    return relative.as_posix()

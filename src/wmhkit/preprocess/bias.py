@@ -111,6 +111,10 @@ def n4_bias_correct(flair: Image, *, mask: np.ndarray | None = None, settings: N
     if int(fit_mask.sum()) < 64:
         log.warning("N4 skipped: only %d voxels to fit the bias field on", int(fit_mask.sum()))
         return Image(intensities, flair.affine)
+    if min(flair.shape) < 2:  # ITK's B-spline lattice would get a zero spacing ("Zero-valued spacing")
+        log.warning("N4 skipped: a single slice (%s voxels) gives the bias field no extent across slices",
+                    "×".join(map(str, flair.shape)))
+        return Image(intensities, flair.affine)
     image = _to_sitk(intensities, flair.spacing_mm)
     mask_image = _to_sitk(fit_mask, flair.spacing_mm)
     factors = shrink_factors(flair.spacing_mm, flair.shape, settings.shrink_factor)

@@ -131,6 +131,34 @@ def compute_brain_mask(flair: Image, *, t1: Image | None = None) -> Image:
     return flair.with_array(mask)
 
 
+def foreground_brain_mask(foreground: Image) -> Image:
+    """Brain mask of an already skull-stripped scan from its foreground (the non-background voxels).
+
+    The foreground is resampled onto the isotropic working grid (so the
+    structuring elements are balls in mm on thick-slice scans too), its largest
+    component is closed over sulcal CSF and hole-filled (ventricles), and the
+    result is sampled back at the input's voxel centres and joined with the
+    foreground's own largest component, so no foreground voxel of the brain is lost.
+
+    Parameters
+    ----------
+    foreground
+        Boolean or 0/1 image, shape ``(X, Y, Z)``, any affine.
+
+    Returns
+    -------
+    Image
+        uint8 mask (0/1) on exactly the foreground's grid.
+    """
+    grid = _working_grid(foreground.affine, foreground.shape)
+    fraction = _resample_to_grid(np.asarray(foreground.array, np.float32), foreground.affine,
+                                 foreground.spacing_mm, grid)
+    brain = _stripped_brain(largest_component(fraction >= 0.5))
+    native = largest_component(np.asarray(foreground.array) > 0)
+    mask = _sample_back(brain, grid, foreground.affine, foreground.shape) | native
+    return foreground.with_array(mask.astype(np.uint8))
+
+
 def _working_grid(affine: np.ndarray, shape: tuple[int, int, int]) -> tuple[np.ndarray, tuple[int, int, int]]:
     """Axis-aligned RAS+ grid (affine, shape) at WORKING_SPACING_MM covering the image's field of view."""
     corners = np.array([[i, j, k, 1.0] for i in (-0.5, shape[0] - 0.5)
@@ -168,7 +196,8 @@ def _ball(radius_mm: float) -> np.ndarray:
     return (x * x + y * y + z * z) * WORKING_SPACING_MM**2 <= radius_mm**2 + 1e-6
 
 
-def _largest_component(mask: np.ndarray) -> np.ndarray:
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 6-connected component of a boolean mask (the mask itself when it is empty)."""
     labels, count = ndimage.label(mask)
     if count == 0:
         return mask
@@ -204,7 +233,7 @@ def _head_foreground(working: np.ndarray) -> np.ndarray:
     # the dark scalp, skull and CSF edges in while leaving air (and a stripped scan's background) out.
     foreground = working > FOREGROUND_OTSU_FRACTION * otsu_threshold(working)
     foreground = ndimage.binary_opening(foreground, _ball(2.0))
-    return _fill_holes(_largest_component(foreground))
+    return _fill_holes(largest_component(foreground))
 
 
 def _stripped_brain(foreground: np.ndarray) -> np.ndarray:

@@ -13,6 +13,15 @@ percentile no brain voxel is).
 ``"minmax"`` maps the brain's minimum and maximum to 0 and 1 (so its output lies in
 [0, 1] by construction); it suits sites whose FLAIR is fat-suppressed or otherwise
 has a compressed bright tail. Voxels outside the brain are set to 0 in both cases.
+
+Both maps are linear, so they undo any scale and offset the scan was stored with.
+The step before them that is not, N4 bias correction (a multiplicative field fitted
+on log intensities, voxels <= 0 left out), needs air at 0: :func:`remove_intensity_offset`
+first takes a storage offset out (``scl_inter``, a z-scored or shifted image) and fills
+a constant negative padding (e.g. -1000 outside a skull-stripped brain) with air, so
+that the same scan stored as float32, scaled int16, uint8, uint16, with an offset or
+with a NaN or negative background reaches N4 with the same intensities up to one scale
+factor (and quantisation).
 """
 
 from __future__ import annotations
@@ -134,3 +143,57 @@ def rescale_to_unit(
     out = np.clip(scaled, 0.0, 1.0 if clip_high else None).astype(np.float32)
     out[brain_mask == 0] = 0.0
     return out
+
+
+#: Percentile of the (non-padding) intensities taken as the air level.
+AIR_PERCENTILE = 1.0
+#: An air level above this fraction of the 99th percentile is a storage offset.
+OFFSET_FRACTION = 0.2
+#: A negative minimum held by at least this fraction of the voxels may be padding ...
+PADDING_FRACTION = 0.01
+#: ... when the next intensity lies more than this fraction of the rest's range above it.
+PADDING_GAP_FRACTION = 0.1
+
+
+def remove_intensity_offset(intensities: np.ndarray) -> np.ndarray:
+    """Shift a stored MR image so that air is 0 (see the module docstring).
+
+    MR magnitude intensities are >= 0 with air near 0. The air level is the
+    :data:`AIR_PERCENTILE` th percentile of the voxels; when it is negative (a z-scored
+    or shifted image) or above :data:`OFFSET_FRACTION` of the 99th percentile (an
+    offset such as ``scl_inter``), it is subtracted and values below it are clipped
+    to 0. A negative minimum held by many voxels and far below every other intensity
+    is padding, not signal: it is set to 0 (air) and the rest kept as it is.
+    An image without offset or padding is returned unchanged (the same array).
+
+    Parameters
+    ----------
+    intensities
+        Finite intensities of a scan (NaN already replaced at loading), shape ``(X, Y, Z)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``intensities`` itself, or a float32 array of its shape with air at 0.
+
+    Examples
+    --------
+    >>> scan = np.concatenate([np.zeros(50), np.linspace(100.0, 600.0, 50)]).reshape(100, 1, 1)
+    >>> remove_intensity_offset(scan) is scan, float(remove_intensity_offset(scan + 1e4).max())
+    (True, 600.0)
+    >>> padded = np.where(scan > 0, scan, -1000.0)
+    >>> float(remove_intensity_offset(padded).min()), float(remove_intensity_offset(padded).max())
+    (0.0, 600.0)
+    """
+    values = np.asarray(intensities)
+    lowest = float(values.min())
+    padding = values == lowest
+    if lowest < 0 and padding.mean() >= PADDING_FRACTION and not padding.all():
+        rest = values[~padding]
+        spread = float(np.percentile(rest, 99)) - float(rest.min())
+        if float(rest.min()) - lowest > PADDING_GAP_FRACTION * spread:
+            return np.clip(np.where(padding, 0.0, values), 0.0, None).astype(np.float32)
+    air, high = (float(v) for v in np.percentile(values.astype(np.float64), [AIR_PERCENTILE, 99.0]))
+    if 0.0 <= air <= OFFSET_FRACTION * high:
+        return intensities
+    return np.clip(values.astype(np.float64) - air, 0.0, None).astype(np.float32)

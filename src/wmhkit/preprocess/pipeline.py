@@ -7,13 +7,25 @@ Per scan, in order:
    FLAIR grid (else :class:`~wmhkit.errors.GeometryError` naming the file); a T1 on
    another grid is resampled onto the FLAIR grid (trilinear, world coordinates).
 2. Reorient everything to canonical RAS+ storage order (permutations and flips
-   only, exactly invertible).
+   only, exactly invertible), and put the FLAIR's air at 0 when its storage has an
+   offset or a negative padding (:func:`~wmhkit.preprocess.normalize.remove_intensity_offset`).
 3. N4 bias correction of the FLAIR, fitted inside the given brain mask, or else a
    rough Otsu head mask.
-4. Brain mask: the given one, or :func:`~wmhkit.preprocess.brain_mask.compute_brain_mask`
-   on the *bias-corrected* FLAIR. Corrected first because the mask's refinement
-   thresholds intensities: a bias gradient pushes tissue on its dark side below
-   the threshold, while N4 itself needs no brain mask (the head mask suffices).
+4. Brain mask: the given one, or :func:`~wmhkit.preprocess.brain_extraction.extract_brain`
+   (the non-background region of a skull-stripped scan, else ``options.brain_extractor``,
+   HD-BET by default, with a fallback) on the *bias-corrected*, RAS+ reoriented FLAIR.
+   RAS+ because HD-BET was trained in that orientation; corrected first because the
+   template method's refinement thresholds intensities: a bias gradient pushes tissue
+   on its dark side below the threshold, while N4 itself needs no brain mask (the
+   head mask suffices).
+4b. When the model declares a working spacing (``PrepareOptions.working_spacing_mm``),
+   resample the bias-corrected FLAIR and T1 (linear, anti-aliased when downsampling),
+   the brain mask and the labels (nearest neighbour) onto the working grid
+   (:func:`~wmhkit.preprocess.resample.working_grid`: thick slices keep their spacing).
+   After N4 and the brain mask, not before: both work at the native resolution
+   (brain extraction resamples internally, N4 shrinks), the native brain mask stays
+   exact, and intensities are interpolated once, before the normalisation fixes
+   their range on the grid the networks see.
 5. Normalise FLAIR (and T1) inside the brain: the 0th and 98th percentiles map
    linearly to 0 and 1 with the bright tail kept above 1, not clipped (or min–max
    to [0, 1] per dataset); zero outside the brain.
@@ -46,19 +58,22 @@ from wmhkit.cohort.failures import ErrorReport, ScanFailure, write_crash_file, w
 from wmhkit.cohort.lock import output_lock
 from wmhkit.cohort.records import commit_record, completed_result, discard_record, expected_record, record_path
 from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT, ComputeOptions, TaskOutcome, run_tasks
-from wmhkit.errors import ManifestError, MaskError, OutputError
+from wmhkit.errors import ManifestError, MaskError, OutputError, WmhkitError
 from wmhkit.io.atomic import resolve_output
 from wmhkit.io.image import Image, check_same_grid
 from wmhkit.io.manifest import Manifest, is_path_column, read_manifest, relative_path, write_manifest
 from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
 from wmhkit.io.provenance import sidecar_path, write_sidecar
 from wmhkit.preprocess.bias import N4Settings, n4_bias_correct
-from wmhkit.preprocess.brain_mask import compute_brain_mask
+from wmhkit.preprocess.brain_extraction import DEFAULT_BRAIN_EXTRACTOR, check_brain_extractor, extract_brain
+from wmhkit.preprocess.checks import check_flair
 from wmhkit.preprocess.crop import brain_box, crop, fixed_shape_box
 from wmhkit.preprocess.geometry import SIDECAR_KEY, NativeGeometry, native_geometry
-from wmhkit.preprocess.normalize import DEFAULT_PERCENTILES, NORMALISATIONS, intensity_range, rescale_to_unit
+from wmhkit.preprocess.normalize import (
+    DEFAULT_PERCENTILES, NORMALISATIONS, intensity_range, remove_intensity_offset, rescale_to_unit,
+)
 from wmhkit.preprocess.orientation import reorient, to_canonical
-from wmhkit.preprocess.resample import resample_linear
+from wmhkit.preprocess.resample import resample_linear, resample_to_grid, working_grid
 from wmhkit.qc.overlay import save_overlay_png
 
 log = logging.getLogger(__name__)
@@ -97,6 +112,20 @@ class PrepareOptions:
         box, zero padded); else the brain box plus margin.
     qc_png
         Write a brain-mask overlay PNG per scan.
+    brain_extractor
+        Brain extraction method when no brain mask is given, a name registered in
+        :data:`~wmhkit.preprocess.brain_extraction.BRAIN_EXTRACTORS` (``hdbet`` or
+        ``template``); the other one is the fallback. A record without this key (a
+        model folder written before it existed) loads as ``hdbet``: the extractor
+        only decides which voxels are brain, not what the network learnt, and the
+        template method is what failed on whole-head clinical scans.
+    working_spacing_mm
+        Spacing (mm) along the RAS axes that the networks work at (nnU-Net's target
+        spacing); None keeps the native voxels.
+    thick_slice_mm
+        An axis whose native spacing is at least this (mm) is a thick-slice axis: it
+        keeps its native spacing on the working grid, and a model's
+        ``thick_slice_planes`` rule applies to it.
     """
 
     normalisation: str = "percentile"
@@ -107,6 +136,9 @@ class PrepareOptions:
     crop_margin_mm: float = 10.0
     fixed_shape: tuple[int, int, int] | None = None
     qc_png: bool = True
+    brain_extractor: str = DEFAULT_BRAIN_EXTRACTOR
+    working_spacing_mm: tuple[float, float, float] | None = None
+    thick_slice_mm: float = 3.0
 
     def __post_init__(self) -> None:
         for method in (self.normalisation, *self.dataset_normalisation.values()):
@@ -114,6 +146,13 @@ class PrepareOptions:
                 raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {method!r}")
         if self.fixed_shape is not None and (len(self.fixed_shape) != 3 or min(self.fixed_shape) < 1):
             raise ValueError(f"fixed_shape must be three positive sizes, got {self.fixed_shape}")
+        check_brain_extractor(self.brain_extractor)
+        if self.working_spacing_mm is not None and (
+            len(self.working_spacing_mm) != 3 or not all(float(s) > 0 for s in self.working_spacing_mm)
+        ):
+            raise ValueError(f"working_spacing_mm must be three positive spacings (mm), got {self.working_spacing_mm}")
+        if not float(self.thick_slice_mm) > 0:
+            raise ValueError(f"thick_slice_mm must be positive, got {self.thick_slice_mm}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for sidecars."""
@@ -140,6 +179,8 @@ class PrepareOptions:
             values["percentiles"] = tuple(values["percentiles"])
         if values.get("fixed_shape") is not None:
             values["fixed_shape"] = tuple(values["fixed_shape"])
+        if values.get("working_spacing_mm") is not None:
+            values["working_spacing_mm"] = tuple(float(s) for s in values["working_spacing_mm"])
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ValueError(f"unknown prepare settings {unknown}; known: {sorted(f.name for f in dataclasses.fields(cls))}")
@@ -157,7 +198,8 @@ class PreparedScan:
     geometry
         The record mapping prepared images back to the native grid.
     brain_mask_source
-        ``"given"`` or ``"computed"``.
+        ``"given"``, or the brain extraction method actually used (``"nonzero"``,
+        ``"hdbet"``, ``"template"``, ``"template (fallback from hdbet)"``, ...).
     anisotropic
         True when the native voxels are anisotropic beyond :data:`ANISOTROPY_RATIO`.
     """
@@ -232,6 +274,7 @@ def prepare_scan(
     _check_outputs_not_inputs(out_dir, inputs.values())
 
     native_flair = load_image(flair_path)
+    check_flair(native_flair, flair_path, brain_mask_given=brain_mask is not None)
     spacing = native_flair.spacing_mm
     anisotropic = max(spacing) / min(spacing) > ANISOTROPY_RATIO
     if anisotropic:
@@ -250,12 +293,28 @@ def prepare_scan(
     t1_canonical = None if native_t1 is None else reorient(native_t1, ornt)
     mask_canonical = None if given_mask is None else reorient(given_mask, ornt)
 
+    # N4 and brain extraction need air at 0 whatever the storage (offset, z-scoring, padding).
+    canonical_flair = canonical_flair.with_array(remove_intensity_offset(canonical_flair.array))
     if options.n4:
         fit_mask = None if mask_canonical is None else mask_canonical.array
         canonical_flair = n4_bias_correct(canonical_flair, mask=fit_mask, settings=options.n4_settings)
     if mask_canonical is None:
-        mask_canonical = compute_brain_mask(canonical_flair, t1=t1_canonical)
+        extraction = extract_brain(canonical_flair, t1=t1_canonical, method=options.brain_extractor, source=flair_path)
+        mask_canonical, mask_source = extraction.mask, extraction.method
+    else:
+        mask_source = "given"
+    brain_volume_ml = float(np.count_nonzero(mask_canonical.array)) * mask_canonical.voxel_volume_ml  # native grid
     brain = mask_canonical.array
+    working = working_grid(canonical_flair, options.working_spacing_mm, options.thick_slice_mm)
+    if working is not None:
+        log.info("%s: resampling %s mm voxels to the working spacing %s mm", flair_path, canonical_flair.spacing_mm,
+                 tuple(round(float(s), 4) for s in np.linalg.norm(working[1][:3, :3], axis=0)))
+        canonical_flair = resample_to_grid(canonical_flair, *working)
+        t1_canonical = None if t1_canonical is None else resample_to_grid(t1_canonical, *working)
+        mask_canonical = resample_to_grid(mask_canonical, *working, labels=True)
+        labels_canonical = {role: resample_to_grid(image, *working, labels=True)
+                            for role, image in labels_canonical.items()}
+        brain = mask_canonical.array
 
     low, high = intensity_range(canonical_flair.array, brain, method=method, percentiles=options.percentiles)
     prepared = {"flair": canonical_flair.with_array(rescale_to_unit(canonical_flair.array, brain, low, high))}
@@ -268,15 +327,17 @@ def prepare_scan(
     box = brain_box(mask_canonical, margin_mm=options.crop_margin_mm)
     if options.fixed_shape is not None:
         box = fixed_shape_box(box, tuple(options.fixed_shape))  # type: ignore[arg-type]
-    geometry = native_geometry(native_flair, ornt, box)
+    geometry = native_geometry(native_flair, ornt, box, working)
     cropped = {role: crop(image, box) for role, image in prepared.items()}
 
     outputs = _write_outputs(cropped, out_dir)
     extra = {
         SIDECAR_KEY: geometry.to_dict(),
         "spacing_mm": list(spacing),
+        "prepared_spacing_mm": list(canonical_flair.spacing_mm),
         "anisotropic": anisotropic,
-        "brain_mask_source": "computed" if brain_mask is None else "given",
+        "brain_mask_source": mask_source,
+        "brain_volume_ml": round(brain_volume_ml, 3),
         "normalisation": {"method": method, "flair_range": [low, high]},
         "outputs": {role: path.name for role, path in sorted(outputs.items())},
     }
@@ -351,7 +412,8 @@ def prepare_manifest(
                 jobs.append((scan_id, _prepare_job(table, row, index, out_dir, options)))
             except Exception as exc:  # e.g. an unknown normalisation cell: that scan fails, the others run
                 early[scan_id] = TaskOutcome(scan_id, failure=ErrorReport.from_exception(exc))
-        done = {o.key: o for o in run_tasks(prepare_task, jobs, compute, step="prepare")} | early
+        outcomes = run_tasks(prepare_task, jobs, compute, step="prepare", stored=stored_prepared)
+        done = {o.key: o for o in outcomes} | early
         prepared: dict[str, PreparedScan] = {}
         failures: list[ScanFailure] = []
         rows: list[dict[str, str]] = []
@@ -387,13 +449,31 @@ class PrepareJob:
     options: PrepareOptions
 
 
-def prepare_task(job: PrepareJob) -> PreparedScan:
-    """Prepare one scan of a manifest run into ``out_dir/<scan_id>``, or reuse its outputs when
-    its completion record is complete (:mod:`wmhkit.cohort.records`); commit the record after."""
+def _job_record(job: PrepareJob) -> tuple[Path, dict[str, Any]]:
+    """The scan's completion-record path and the record its outputs must match."""
     record = record_path(job.out_dir, "prepare", job.scan_id)
     inputs = {"flair": job.flair, "t1": job.t1, "brain_mask": job.brain_mask, **job.labels}
     parameters = job.options.to_dict() | {"normalisation": job.normalisation}
-    expected = expected_record(record, step="prepare", inputs=inputs, parameters=parameters)
+    return record, expected_record(record, step="prepare", inputs=inputs, parameters=parameters)
+
+
+def stored_prepared(job: PrepareJob) -> PreparedScan | None:
+    """The scan's prepared outputs when its completion record is up to date, else None (checked
+    before any worker starts; an unreadable input is left to its task, which reports it)."""
+    if not record_path(job.out_dir, "prepare", job.scan_id).is_file():
+        return None
+    try:
+        record, expected = _job_record(job)
+    except (OSError, WmhkitError):
+        return None
+    stored = completed_result(record, expected)
+    return None if stored is None else _scan_from_record(stored, job.out_dir)
+
+
+def prepare_task(job: PrepareJob) -> PreparedScan:
+    """Prepare one scan of a manifest run into ``out_dir/<scan_id>``, or reuse its outputs when
+    its completion record is complete (:mod:`wmhkit.cohort.records`); commit the record after."""
+    record, expected = _job_record(job)
     stored = completed_result(record, expected)
     if stored is not None:
         log.info("%s: prepared outputs are up to date, not recomputed", job.scan_id)

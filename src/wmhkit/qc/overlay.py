@@ -40,6 +40,7 @@ def overlay_png_bytes(
     planes: Sequence[str] = ("axial", "coronal", "sagittal"),
     n_slices: int = 6,
     title: str | None = None,
+    slices: str = "spread",
 ) -> bytes:
     """Render a FLAIR mosaic with mask contours and return the PNG bytes.
 
@@ -53,10 +54,13 @@ def overlay_png_bytes(
     planes
         Rows of the mosaic, among ``"axial"``, ``"coronal"``, ``"sagittal"``.
     n_slices
-        Slices per row, evenly spread over the extent of the first mask (or of
-        the whole volume when no mask is given).
+        Slices per row (at most the slices there are).
     title
         Optional text above the mosaic.
+    slices
+        ``"spread"``: evenly spread over the extent of the first mask (or of the
+        whole volume when no mask is given); ``"most"``: the slices holding the most
+        voxels of the first mask, in anatomical order (spread when it is empty).
 
     Returns
     -------
@@ -84,6 +88,8 @@ def overlay_png_bytes(
         raise ValueError(f"planes must be among {sorted(PLANE_AXIS)}, got {list(planes)}")
     if n_slices < 1:
         raise ValueError(f"n_slices must be at least 1, got {n_slices}")
+    if slices not in ("spread", "most"):
+        raise ValueError(f"slices must be 'spread' or 'most', got {slices!r}")
 
     ornt = nib.orientations.io_orientation(flair.affine)
     volume = nib.orientations.apply_orientation(np.asarray(flair.array, np.float32), ornt)
@@ -94,12 +100,15 @@ def overlay_png_bytes(
     low, high = _display_window(volume)
     extent_source = next(iter(labels.values())) if labels else volume > low
 
+    n_slices = min(n_slices, *(volume.shape[PLANE_AXIS[p]] for p in planes))
     figure = Figure(figsize=(n_slices * TILE_INCHES, len(planes) * TILE_INCHES + 0.6), dpi=DPI)
     figure.patch.set_facecolor("black")
     axes = figure.subplots(len(planes), n_slices, squeeze=False)
     for row, plane in enumerate(planes):
         axis = PLANE_AXIS[plane]
-        for column, index in enumerate(_slice_positions(extent_source, axis, n_slices)):
+        positions = (_fullest_slices(extent_source, axis, n_slices) if slices == "most" and labels else
+                     _slice_positions(extent_source, axis, n_slices))
+        for column, index in enumerate(positions):
             ax = axes[row, column]
             _draw_tile(ax, volume, labels, axis, index, spacing, (low, high))
     handles = [
@@ -124,6 +133,7 @@ def save_overlay_png(
     planes: Sequence[str] = ("axial", "coronal", "sagittal"),
     n_slices: int = 6,
     title: str | None = None,
+    slices: str = "spread",
 ) -> Path:
     """Write the mosaic of :func:`overlay_png_bytes` to ``path`` atomically.
 
@@ -140,7 +150,7 @@ def save_overlay_png(
     >>> out.read_bytes()[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
     True
     """
-    png = overlay_png_bytes(flair, masks=masks, planes=planes, n_slices=n_slices, title=title)
+    png = overlay_png_bytes(flair, masks=masks, planes=planes, n_slices=n_slices, title=title, slices=slices)
     with atomic_path(path) as tmp:
         tmp.write_bytes(png)
     return Path(path)
@@ -162,6 +172,15 @@ def _slice_positions(extent_source: np.ndarray, axis: int, n_slices: int) -> lis
     first, last = (present[0], present[-1]) if present.size else (0, extent_source.shape[axis] - 1)
     fractions = np.linspace(0.1, 0.9, n_slices) if n_slices > 1 else np.array([0.5])
     return [int(round(first + f * (last - first))) for f in fractions]
+
+
+def _fullest_slices(mask: np.ndarray, axis: int, n_slices: int) -> list[int]:
+    """The ``n_slices`` indices along ``axis`` where ``mask`` has the most voxels, in order
+    (:func:`_slice_positions` when the mask is empty)."""
+    counts = mask.sum(axis=tuple(a for a in range(3) if a != axis))
+    if not counts.any():
+        return _slice_positions(mask, axis, n_slices)
+    return sorted(np.argsort(-counts, kind="stable")[:n_slices].tolist())
 
 
 def _draw_tile(ax, volume, labels, axis, index, spacing, window) -> None:

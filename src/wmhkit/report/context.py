@@ -19,6 +19,9 @@ section is drawn only when its inputs exist, and the report lists what is missin
     A manifest (``wmhkit.io.manifest``) for the overlay mosaics: ``flair`` plus
     any of ``gold``, ``silver``, ``bronze_<method>``, ``pred`` and
     ``pred_<variant>`` (one prediction column per model variant).
+``RUN_DIR/volumes.csv`` and ``RUN_DIR/qc/*_wmh.png`` (a ``wmhkit predict`` folder)
+    The predicted volumes, shown as a table, and predict's QC mosaics, shown as the
+    overlay mosaics when there is no manifest.
 ``RUN_DIR/failures.tsv`` and ``RUN_DIR/<step>/failures.tsv``
     Scans a step could not process: ``subject``, ``session``, ``error`` (the
     ``prepare`` stage writes this file).
@@ -43,6 +46,7 @@ from wmhkit import __version__
 from wmhkit.errors import InputError, WmhkitError
 from wmhkit.io.manifest import Manifest, read_manifest
 from wmhkit.report import figures
+from wmhkit.report.figures import png_data_uri
 from wmhkit.report.attribution import Attribution, attributions_for
 from wmhkit.report.overlays import Overlay, OverlayFailure, choose_scans, render_overlays
 from wmhkit.report.scans import TEXT_COLUMNS, flag_counts, scan_table, variant_summary
@@ -51,6 +55,9 @@ from wmhkit.stats.analysis import analyse_metrics
 from wmhkit.stats.tables import read_table
 
 METRICS_FILE = "metrics.csv"
+#: What ``wmhkit predict`` writes: the volumes table and a folder of QC mosaics.
+PREDICT_VOLUMES_FILE = "volumes.csv"
+PREDICT_QC_GLOB = "qc/*_wmh.png"
 STATS_FOLDER = "stats"
 #: Manifests looked for, in this order; the first that exists is used for overlays.
 MANIFEST_CANDIDATES: tuple[str, ...] = (
@@ -111,11 +118,13 @@ class ReportContext:
     config_name: str = ""
     config_text: str = ""
     summary: TableView | None = None
+    predicted_volumes: TableView | None = None
     scans: TableView | None = None
     flag_counts: list[tuple[str, str, int]] = field(default_factory=list)
     overlays: list[Overlay] = field(default_factory=list)
     overlay_failures: list[OverlayFailure] = field(default_factory=list)
     overlay_note: str = ""
+    overlays_axial_only: bool = False
     group_figures: list[FigureView] = field(default_factory=list)
     paired_figure: FigureView | None = None
     volume_figures: list[FigureView] = field(default_factory=list)
@@ -158,14 +167,17 @@ def gather_run(
     missing: list[str] = []
     problems: list[str] = []
     metrics = _read_metrics(run_dir, missing, problems)
-    manifest = _read_run_manifest(run_dir, missing, problems)
+    predicted_volumes = _predicted_volumes(run_dir, problems)
+    qc_mosaics = sorted(run_dir.glob(PREDICT_QC_GLOB))
+    manifest = _read_run_manifest(run_dir, [] if qc_mosaics else missing, problems)
     failures = _failures_view(run_dir, missing, problems)
     provenance = _provenance(run_dir, problems)
     config_name, config_text = _config(run_dir, problems)
-    if metrics is None and manifest is None and failures is None and not provenance and not config_text:
+    if (metrics is None and manifest is None and failures is None and predicted_volumes is None
+            and not provenance and not config_text):
         raise InputError(
-            run_dir, "holds none of metrics.csv, manifest.tsv, failures.tsv, provenance JSON or config.yaml",
-            "point to a run folder (e.g. the output folder of `wmhkit prepare` or `wmhkit demo`)",
+            run_dir, "holds none of metrics.csv, volumes.csv, manifest.tsv, failures.tsv, provenance JSON or "
+            "config.yaml", "point to a run folder (e.g. the output folder of `wmhkit predict` or `wmhkit demo`)",
         )
     if not provenance and not config_text:
         missing.append("No provenance JSON or config.yaml at the top of the run folder: provenance not shown.")
@@ -175,6 +187,11 @@ def gather_run(
         rows, ranked = choose_scans(manifest, metrics, max_overlays)
         overlays, overlay_failures = render_overlays(manifest, rows, _captions(manifest, rows, metrics))
         overlay_note = _overlay_note(manifest, run_dir, len(rows), ranked)
+    elif qc_mosaics:
+        overlays = [Overlay(path.name.removesuffix("_wmh.png"), path.name.removesuffix("_wmh.png"),
+                            png_data_uri(path.read_bytes())) for path in qc_mosaics[:max_overlays]]
+        overlay_note = (f"The QC mosaics `wmhkit predict` wrote ({len(overlays)} of {len(qc_mosaics)}; all are in "
+                        f"{run_dir / 'qc'}): the axial slices with the most WMH, the predicted mask's contour.")
 
     datasets = []
     for table in (metrics, manifest.table if manifest is not None else None):
@@ -184,8 +201,10 @@ def gather_run(
 
     context = dict(
         run_name=run_dir.resolve().name, wmhkit_version=__version__, counts=_counts(metrics, manifest),
+        predicted_volumes=predicted_volumes,
         provenance=provenance, config_name=config_name, config_text=config_text,
         overlays=overlays, overlay_failures=overlay_failures, overlay_note=overlay_note, failures=failures,
+        overlays_axial_only=manifest is None and bool(qc_mosaics),
         attributions=attributions, unattributed=unattributed,
     )
     if metrics is not None:
@@ -218,6 +237,21 @@ def _read_metrics(run_dir: Path, missing: list[str], problems: list[str]) -> pd.
         problems.append(f"{METRICS_FILE} has no rows.")
         return None
     return table
+
+
+def _predicted_volumes(run_dir: Path, problems: list[str]) -> TableView | None:
+    """``wmhkit predict``'s ``volumes.csv`` as a table, or None when the folder has none."""
+    path = run_dir / PREDICT_VOLUMES_FILE
+    if not path.is_file():
+        return None
+    try:
+        table = read_table(path, text_columns=("subject", "session", "flags"))
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{PREDICT_VOLUMES_FILE} could not be read ({_one_line(exc)}).")
+        return None
+    columns = [c for c in table.columns if not table[c].isna().all() and not (table[c] == "").all()]
+    return table_view(table, name="volumes-table", title="Predicted WMH volumes", columns=columns,
+                      note=f"From {PREDICT_VOLUMES_FILE}: one row per scan, volumes in mL.")
 
 
 def _read_run_manifest(run_dir: Path, missing: list[str], problems: list[str]) -> Manifest | None:

@@ -364,5 +364,5 @@ def scan_keys(table: pd.DataFrame) -> pd.Series:
     subject = table["subject"].astype(str)
     if "session" not in table.columns:
         return subject
-    session = table["session"].fillna("").astype(str)
+    session = table["session"].astype(object).fillna("").astype(str)
     return subject.where(session == "", subject + "_" + session)

@@ -24,6 +24,9 @@ from statsmodels.stats.multitest import multipletests
 
 log = logging.getLogger(__name__)
 
+#: Skipped comparisons named in the one log line that reports them.
+SKIPPED_SHOWN = 3
+
 #: Significance level of the ANOVA gate and of the Holm-corrected pair tests.
 ALPHA = 0.05
 #: Column naming model variants; other groupings are analysed within each variant.
@@ -124,12 +127,13 @@ def compare_groups(
         if not pd.api.types.is_numeric_dtype(table[metric]):
             raise ValueError(f"metric column {metric!r} is not numeric; choose numeric columns with --metrics")
     anova_rows, pair_tables = [], []
+    skipped: list[str] = []
     for grouping in by:
         for subset, rows in _subsets(table, grouping):
             for metric in metrics:
                 result = one_way_anova(rows[metric], rows[grouping])
                 if result is None:
-                    log.info("%s by %s (%s): fewer than two groups with data; skipped", metric, grouping, subset)
+                    skipped.append(f"{metric} by {grouping} ({subset})")
                     continue
                 significant = bool(result["p"] < alpha)
                 anova_rows.append({"metric": metric, "grouping": grouping, "subset": subset, **result,
@@ -140,6 +144,9 @@ def compare_groups(
                     pairs.insert(0, "grouping", grouping)
                     pairs.insert(0, "metric", metric)
                     pair_tables.append(pairs)
+    if skipped:
+        shown = "; ".join(skipped[:SKIPPED_SHOWN]) + ("; ..." if len(skipped) > SKIPPED_SHOWN else "")
+        log.info("%d comparison(s) skipped, fewer than two groups with data: %s", len(skipped), shown)
     anova = pd.DataFrame(anova_rows, columns=list(ANOVA_COLUMNS))
     pairwise = (pd.concat(pair_tables, ignore_index=True) if pair_tables
                 else pd.DataFrame(columns=list(PAIRWISE_COLUMNS)))

@@ -56,7 +56,7 @@ def write_csv(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     buffer = io.StringIO()
     safe.to_csv(buffer, index=False, lineterminator="\n", na_rep="")
     if missing:
-        log.info("%s: %d undefined (NaN) value(s) written as empty cells (e.g. HD95 of an empty mask)", Path(path).name, missing)
+        log.debug("%s: %d undefined (NaN) value(s) written as empty cells", Path(path).name, missing)
     return write_text_atomic(path, buffer.getvalue())
 
 
@@ -71,7 +71,7 @@ def read_table(path: str | os.PathLike[str], *, text_columns: tuple[str, ...] = 
             table[column] = table[column].map(_unescape)
     for column in text_columns:
         if column in table.columns:
-            table[column] = table[column].fillna("").astype(str)
+            table[column] = table[column].astype(object).fillna("").astype(str)  # all-empty columns read as float
     return table
 
 

@@ -535,7 +535,8 @@ def export_run_model(plan: RunPlan, out_dir: Path, units: Mapping[str, UnitResul
         threshold=config.threshold, prepare=prepare_parameters(plan.manifest),
         input_geometry={"patch_size": config.data.patch_size, "pad_shape": list(config.data.pad_shape),
                         "size_multiple": DOWNSAMPLING},
-        trained_on=f"{config.name}: {len(plan.manifest)} scans of {plan.manifest.source}, stages "
+        trained_on=f"{config.name}: {len(plan.manifest)} scans of {Path(plan.manifest.source or 'manifest').name} "
+                   "(its SHA-256 in provenance.json), stages "
                    + " → ".join(f"{s.name} ({s.labels})" for s in config.stages),
         provenance=provenance,
     )
