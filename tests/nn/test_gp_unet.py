@@ -96,9 +96,10 @@ def test_volume_pooling_is_the_attention_integral_plus_bias() -> None:
     assert build_network(network.network_spec()).pool_scale == voxel_ml
 
 
-@pytest.mark.parametrize("pool_scale", [None, 0.0375])
-def test_pooled_norm_folds_into_the_readout_of_the_attention_map(pool_scale: float | None) -> None:
-    network = _network(outputs=2, pool_scale=pool_scale, pooled_norm=True).train()
+@pytest.mark.parametrize("pool_scale, output_scale", [(None, None), (0.0375, None), (0.0375, 7.5)])
+def test_pooled_norm_folds_into_the_readout_of_the_attention_map(pool_scale: float | None,
+                                                                   output_scale: float | None) -> None:
+    network = _network(outputs=2, pool_scale=pool_scale, pooled_norm=True, output_scale=output_scale).train()
     with torch.no_grad():
         for seed in range(3):  # running statistics away from their start (mean 0, variance 1)
             network(_image(seed, batch=3))
@@ -111,11 +112,13 @@ def test_pooled_norm_folds_into_the_readout_of_the_attention_map(pool_scale: flo
     pooled = features.mean(dim=(2, 3, 4)) if pool_scale is None else features.sum(dim=(2, 3, 4)) * pool_scale
     norm = network.pooled_norm
     by_hand = ((pooled - norm.running_mean) / torch.sqrt(norm.running_var + norm.eps)) @ network.dense.weight.T
+    by_hand = by_hand * (output_scale or 1.0)  # the dense weights in units of output_scale
     torch.testing.assert_close(output, by_hand + network.dense.bias, rtol=1e-4, atol=1e-5)
     weight, bias = network.readout()
     integral = attention.mean(dim=(2, 3, 4)) if pool_scale is None else attention.sum(dim=(2, 3, 4)) * pool_scale
     torch.testing.assert_close(output, integral + bias, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(weight, network.dense.weight)  # the running deviation is folded in
+    assert build_network(network.network_spec()).output_scale == output_scale
 
 
 def test_pooled_norm_uses_batch_statistics_in_training() -> None:
@@ -143,6 +146,8 @@ def test_build_network_round_trips_the_spec() -> None:
     ({"name": "gp_unet", "head": "voxel", "ordinal_levels": 3}, "ordinal_levels"),
     ({"name": "gp_unet", "pool_scale": 0.0}, "pool_scale"),
     ({"name": "gp_unet", "head": "voxel", "pooled_norm": True}, "pooled_norm"),
+    ({"name": "gp_unet", "output_scale": -1.0}, "output_scale"),
+    ({"name": "gp_unet", "head": "voxel", "output_scale": 2.0}, "output_scale"),
 ])
 def test_bad_specs_are_rejected(spec: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -52,12 +52,27 @@ steps). Centred and scaled pooled features leave the dense layer only the
 differences between scans, and the same network learns the volumes (see
 BENCHMARKS.md, "Weak-label GP-Unet").
 
+With ``output_scale = σ_y`` (the SD of the training targets) the dense weights
+act in units of ``σ_y``: ``out = σ_y · W z + b``, i.e. the dense layer regresses
+standardised targets. This matters with ``pooled_norm``: the normalised features
+``z`` have unit variance whatever the trunk does, so the outputs can spread
+across scans only through ``W``, and Adam moves each weight by about the
+learning rate per step. Regressing mL (σ_y ≈ 6–10 mL on phantoms) at lr 1e-3
+the spread can grow by only ~1e-3 mL per step and weight: the weak model's
+outputs stayed near the training mean (in-domain bias −4.8 mL at Pearson r
+0.82; on the tests' small-brain toy a line of slope 0.21 at r 0.98). The
+trainer also sets ``W`` and ``b`` to their least-squares values after every
+epoch (:func:`wmhkit.train.volume.refresh_readout`), which removes the limit
+for the read-out altogether; ``output_scale`` keeps Adam's steps between those
+fits in proportion.
+
 The class-activation attention map of output ``o`` is ``A_o = Σ_c W[o, c] F_c``
 (:meth:`GPUNet.attention`); because pooling and the dense layer are linear,
 ``out_o = mean(A_o) + b_o`` exactly (``s Σ A_o + b_o`` with ``pool_scale``).
 With ``pooled_norm`` the running statistics are folded into the read-out
 (:meth:`GPUNet.readout`): ``W[o, c] / σ_c`` replaces ``W[o, c]`` and the bias
-becomes ``b_o − Σ_c W[o, c] μ_c / σ_c``, so the identity holds in evaluation mode.
+becomes ``b_o − Σ_c W[o, c] μ_c / σ_c``, so the identity holds in evaluation mode;
+``output_scale`` multiplies ``W`` there too.
 
 Input ``(N, in_channels, X, Y, Z)`` with each size a multiple of ``2^(levels−1)``.
 """
@@ -108,6 +123,10 @@ class GPUNet(nn.Module):
     pooled_norm
         Batch-normalise the pooled features (no learned affine) before the
         dense layer; pooled head only (see the module docstring).
+    output_scale
+        None, or a positive factor on the dense weights of the pooled head
+        (``out = output_scale · W p + b``): the SD of the training targets, so
+        the dense layer regresses standardised targets (see the module docstring).
     """
 
     def __init__(
@@ -120,6 +139,7 @@ class GPUNet(nn.Module):
         ordinal_levels: int | None = None,
         pool_scale: float | None = None,
         pooled_norm: bool = False,
+        output_scale: float | None = None,
     ) -> None:
         super().__init__()
         if levels not in LEVELS:
@@ -134,6 +154,9 @@ class GPUNet(nn.Module):
             raise ValueError(f"pool_scale must be positive or None, got {pool_scale}")
         if pooled_norm and head != "pooled":
             raise ValueError("pooled_norm is for the pooled (weak-label) head")
+        if output_scale is not None and (not output_scale > 0 or head != "pooled"):
+            raise ValueError(f"output_scale must be positive and for the pooled head, got {output_scale} ({head})")
+        self.output_scale = None if output_scale is None else float(output_scale)
         self.pool_scale = None if pool_scale is None else float(pool_scale)
         self.in_channels, self.base_channels, self.levels = in_channels, base_channels, levels
         self.outputs, self.head, self.ordinal_levels = outputs, head, ordinal_levels
@@ -177,6 +200,8 @@ class GPUNet(nn.Module):
             spec["pool_scale"] = self.pool_scale
         if self.pooled_norm is not None:
             spec["pooled_norm"] = True
+        if self.output_scale is not None:
+            spec["output_scale"] = self.output_scale
         return spec
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
@@ -210,11 +235,13 @@ class GPUNet(nn.Module):
     def readout(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Dense weights ``(outputs, C)`` and bias ``(outputs,)`` acting on the pooled features, in evaluation mode.
 
-        Without ``pooled_norm`` these are the dense layer's own; with it the
-        batch norm's running mean ``μ`` and deviation ``σ`` are folded in:
-        ``W / σ`` and ``b − (W / σ) · μ``.
+        Without ``pooled_norm`` these are the dense layer's own (times
+        ``output_scale``); with it the batch norm's running mean ``μ`` and
+        deviation ``σ`` are folded in: ``W / σ`` and ``b − (W / σ) · μ``.
         """
         weight, bias = self.dense.weight, self.dense.bias
+        if self.output_scale is not None:
+            weight = weight * self.output_scale
         if self.pooled_norm is None:
             return weight, bias
         scaled = weight / torch.sqrt(self.pooled_norm.running_var + self.pooled_norm.eps)
@@ -235,7 +262,10 @@ class GPUNet(nn.Module):
         pooled = self.pool(features)
         if self.pooled_norm is not None:
             pooled = self.pooled_norm(pooled)
-        pooled = self.dense(pooled)
+        if self.output_scale is not None:
+            pooled = F.linear(pooled, self.dense.weight * self.output_scale, self.dense.bias)
+        else:
+            pooled = self.dense(pooled)
         if self.ordinal_levels is not None:
             return pooled - self.cut_points.view(1, -1)
         return pooled
@@ -255,7 +285,7 @@ def build_network(spec: Mapping[str, Any]) -> GPUNet:
     if name != NETWORK_NAME:
         raise ValueError(f"network name must be {NETWORK_NAME!r}, got {name!r}")
     allowed = {"in_channels", "base_channels", "levels", "outputs", "head", "ordinal_levels", "pool_scale",
-               "pooled_norm"}
+               "pooled_norm", "output_scale"}
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise ValueError(f"unknown {NETWORK_NAME} arguments {unknown}; allowed: {sorted(allowed)}")

@@ -15,7 +15,9 @@ column), puts every scan into the fixed input box once
     RUN/seed-<s>/model/           model folder (model.yaml, weights/model.pt, provenance.json)
 
 Losses: ``volume`` → MSE on the encoded volume (``target_transform``:
-``log1p(mL)`` by default, or mL; :func:`~wmhkit.train.volume_data.encode_volume`); ``fazekas`` / ``volume_bins`` → cross-entropy
+``log1p(mL)`` by default, or mL; :func:`~wmhkit.train.volume_data.encode_volume`),
+with the dense weights in units of the training targets' SD (``standardise_target``,
+:func:`target_scale`); ``fazekas`` / ``volume_bins`` → cross-entropy
 (classification) or summed binary cross-entropy of the cumulative logits
 (ordinal); ``gold`` (the strong twin: the same network with a voxel-wise
 sigmoid head) → batch soft Dice on the box lesion fraction (MONAI ``DiceLoss``),
@@ -23,7 +25,10 @@ plus the voxel-wise binary cross-entropy with ``voxel_loss: dice_bce``.
 With ``network.pooled_norm: batch`` the pooled features are batch-normalised
 (:mod:`wmhkit.nn.gp_unet`): a batch never holds a single scan
 (:func:`training_batches`), and after every epoch the norm's statistics are
-recomputed over the training scans (:func:`refresh_pooled_statistics`).
+recomputed over the training scans (:func:`refresh_readout`). With
+``readout: least_squares`` (volume regression) the dense layer of the best
+checkpoint is finally set to the ridge fit of the encoded training volumes on
+its pooled features before export.
 Batches are drawn, and augmented, from generators of ``(seed, epoch)`` only, so a
 run killed and resumed (``resume=True``) ends with bit-identical weights on the
 same machine. A seed whose checkpoint says it finished is not retrained.
@@ -252,10 +257,28 @@ def load_boxes(manifest: Manifest, table: pd.DataFrame, config: VolumeConfig) ->
     return boxes
 
 
-def build_model(config: VolumeConfig, seed: int) -> GPUNet:
-    """The seeded initial network of ``config`` (same seed → same weights for weak and strong heads)."""
+def build_model(config: VolumeConfig, seed: int, output_scale: float | None = None) -> GPUNet:
+    """The seeded initial network of ``config`` (same seed → same weights for weak and strong heads).
+
+    ``output_scale``: the dense weights' unit (:func:`target_scale`), or None.
+    """
     seed_everything(seed)
-    return build_network(config.network_spec())
+    spec = config.network_spec()
+    if output_scale is not None:
+        spec["output_scale"] = output_scale
+    return build_network(spec)
+
+
+def target_scale(config: VolumeConfig, targets: Targets, train_ids: list[str]) -> float | None:
+    """SD of the encoded training volumes, the unit of a volume regression's dense weights; None otherwise.
+
+    None unless ``labels: volume`` with ``standardise_target``, or when every
+    training target is the same. Why the unit matters: :mod:`wmhkit.nn.gp_unet`.
+    """
+    if config.labels != "volume" or not config.standardise_target:
+        return None
+    spread = float(np.std(encode_volume([targets.values[s] for s in train_ids], config.target_transform)))
+    return spread if spread > 0 else None
 
 
 def make_optimizer(config: VolumeConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -354,9 +377,9 @@ def evaluate_loss(model: GPUNet, loss_fn: VolumeLoss, boxes: Mapping[str, BoxSca
     return metrics
 
 
-def refresh_pooled_statistics(model: GPUNet, boxes: Mapping[str, BoxScan], targets: Targets, scan_ids: list[str],
-                              config: VolumeConfig, device: torch.device) -> None:
-    """Set the pooled-feature batch norm's running mean and variance to those of ``scan_ids`` (no augmentation).
+def refresh_readout(model: GPUNet, boxes: Mapping[str, BoxScan], targets: Targets, scan_ids: list[str],
+                    config: VolumeConfig, device: torch.device, *, fit: bool = False) -> None:
+    """Pooled-norm statistics of ``scan_ids`` (no augmentation); with ``fit`` also the least-squares read-out.
 
     The running averages of training lag behind a trunk that is still changing:
     on phantoms the spread of their evaluation outputs jumped several-fold from
@@ -364,9 +387,21 @@ def refresh_pooled_statistics(model: GPUNet, boxes: Mapping[str, BoxScan], targe
     Statistics of the current weights over every training scan
     ("precise" batch norm) make each validation, the best checkpoint and the
     exported model use the normalisation the dense layer was trained against.
+
+    ``fit`` (the trained network of a volume regression with ``readout:
+    least_squares``): the dense weights and bias become the ridge fit
+    (:func:`ridge_readout`) of the encoded training volumes on the normalised
+    pooled features of the same pass. The read-out is linear, so its optimum is
+    one solve, whereas Adam moves each weight by about the learning rate per
+    step, and the Adam read-out of a best checkpoint stays flatter than its
+    features allow even on its own training scans (BENCHMARKS.md, "Weak-label
+    GP-Unet"). Fitting after every epoch instead disturbed the training (with
+    batch statistics of 4 augmented scans the fitted weights blew the training
+    loss up; with a ridge the network stopped learning), so the fit is made
+    once, on the best checkpoint.
     """
     norm = model.pooled_norm
-    if norm is None:
+    if norm is None and not fit:
         return
     model.eval()
     pooled = []
@@ -375,8 +410,52 @@ def refresh_pooled_statistics(model: GPUNet, boxes: Mapping[str, BoxScan], targe
             inputs, _ = make_batch(boxes, targets, scan_ids[start:start + config.batch_size], config, None, device)
             pooled.append(model.pool(model.features(inputs)))
         stacked = torch.cat(pooled)
-        norm.running_mean.copy_(stacked.mean(dim=0))
-        norm.running_var.copy_(stacked.var(dim=0, unbiased=len(scan_ids) > 1))
+        if norm is not None:
+            norm.running_mean.copy_(stacked.mean(dim=0))
+            norm.running_var.copy_(stacked.var(dim=0, unbiased=len(scan_ids) > 1))
+            stacked = norm(stacked)
+        if fit:
+            weight, bias = ridge_readout(stacked.double().cpu().numpy(),
+                                         encode_volume([targets.values[s] for s in scan_ids], config.target_transform))
+            scale = model.output_scale or 1.0
+            model.dense.weight.copy_(torch.as_tensor(weight[None] / scale, dtype=model.dense.weight.dtype))
+            model.dense.bias.fill_(bias)
+
+
+#: Ridge penalty of the least-squares read-out per scan, in units of the pooled features' variance.
+READOUT_RIDGE = 0.1
+
+
+def ridge_readout(features: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ridge fit ``target ≈ features @ w + b`` with the penalty ``READOUT_RIDGE · n · |w|²`` on standardised features.
+
+    Parameters
+    ----------
+    features
+        ``(n, C)`` pooled (normalised) features of the training scans.
+    target
+        ``(n,)`` encoded training volumes.
+
+    Returns
+    -------
+    tuple
+        ``w`` ``(C,)`` in the units of ``features`` and the intercept ``b``.
+
+    The penalty keeps the weights of directions in which the features barely
+    vary across scans (near-collinear channels) from growing huge; a direction
+    with the variance of one feature keeps 1 / 1.1 of its weight.
+
+    >>> w, b = ridge_readout(np.array([[-1.0], [1.0]]), np.array([1.0, 3.0]))
+    >>> round(float(w[0]), 3), b
+    (0.909, 2.0)
+    """
+    mean, spread = features.mean(axis=0), features.std(axis=0)
+    spread = np.where(spread > 0, spread, 1.0)
+    standard = (features - mean) / spread
+    n = len(target)
+    gram = standard.T @ standard + READOUT_RIDGE * n * np.eye(standard.shape[1])
+    weight = np.linalg.solve(gram, standard.T @ (target - target.mean())) / spread
+    return weight, float(target.mean() - mean @ weight)
 
 
 def training_batches(order: np.ndarray, batch_size: int) -> list[np.ndarray]:
@@ -407,7 +486,7 @@ def train_seed(
     """
     train_ids = sorted(s for s, r in splits.items() if r == "train")
     val_ids = sorted(s for s, r in splits.items() if r == "val")
-    model = build_model(config, seed)
+    model = build_model(config, seed, target_scale(config, targets, train_ids))
     initialise_output_layer(model, config, targets, train_ids)
     # channels-last 3D tensors: oneDNN's fast convolution layout, 1.7x fewer CPU seconds per step than
     # the default layout for the -cpu networks (measured, 1 thread); make_batch hands inputs in this layout
@@ -438,7 +517,7 @@ def train_seed(
             loss.backward()
             optimizer.step()
             losses.append(float(loss.detach()) * len(batch_ids))
-        refresh_pooled_statistics(model, boxes, targets, train_ids, config, device)
+        refresh_readout(model, boxes, targets, train_ids, config, device)
         metrics = evaluate_loss(model, loss_fn, boxes, targets, val_ids, config, device)
         state["epoch"] = epoch + 1
         row = {"epoch": epoch + 1, "train_loss": sum(losses) / len(train_ids), **metrics,
@@ -460,6 +539,8 @@ def train_seed(
                  row["train_loss"], metrics["val_loss"], row["seconds"])
     best = load_checkpoint(folder / BEST_NAME, model=model, config_digest=digest)
     model.load_state_dict(best["model"])
+    if config.readout == "least_squares" and config.labels == "volume":
+        refresh_readout(model, boxes, targets, train_ids, config, device, fit=True)
     return model.to(device="cpu", memory_format=torch.contiguous_format).eval(), int(state["epoch"]), float(state["best"])
 
 

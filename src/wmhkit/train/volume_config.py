@@ -16,6 +16,14 @@ Keys (defaults in brackets)::
     target_transform  log1p | none: what the volume regression fits          [log1p]
                   (log1p(mL), decoded back to mL at prediction; see
                   :mod:`wmhkit.train.volume_data`)
+    standardise_target  true | false: the dense layer of a volume             [true]
+                  regression acts in units of the training targets' SD
+                  (GPUNet output_scale); without it the weak model's outputs
+                  shrink towards the training mean (see :mod:`wmhkit.nn.gp_unet`)
+    readout       least_squares | adam: after training set the dense layer    [least_squares]
+                  of a volume regression to the ridge fit of the training
+                  volumes on the best checkpoint's pooled features (adam: keep
+                  the optimiser's; :func:`wmhkit.train.volume.refresh_readout`)
     voxel_loss    dice | dice_bce: loss of the strong twin (gold labels)    [dice]
                   dice_bce adds the voxel-wise binary cross-entropy, whose dense
                   gradients keep a soft Dice from collapsing to an empty mask
@@ -65,12 +73,13 @@ DEVICES = ("auto", "cpu", "cuda")
 POOLINGS = ("mean", "volume")
 POOLED_NORMS = ("batch", "none")
 VOXEL_LOSSES = ("dice", "dice_bce")
+READOUTS = ("least_squares", "adam")
 #: Fazekas grades the severity variant learns (0–3).
 FAZEKAS_GRADES = 4
 #: Keys that change how a run executes but not what it computes (left out of the config hash).
 EXECUTION_KEYS = ("manifest", "device", "threads", "seeds")
-_TOP_KEYS = {"name", "seeds", "manifest", "labels", "task", "target_transform", "voxel_loss", "n_bins", "scanners", "split",
-             "box", "network", "optimizer", "epochs", "batch_size", "early_stopping", "augmentation", "device",
+_TOP_KEYS = {"name", "seeds", "manifest", "labels", "task", "target_transform", "standardise_target", "readout", "voxel_loss",
+             "n_bins", "scanners", "split", "box", "network", "optimizer", "epochs", "batch_size", "early_stopping", "augmentation", "device",
              "threads"}
 
 
@@ -118,6 +127,8 @@ class VolumeConfig:
     device: str
     threads: int
     target_transform: str = "log1p"
+    standardise_target: bool = True
+    readout: str = "least_squares"
     pooling: str = "mean"
     pooled_norm: str = "batch"
     voxel_loss: str = "dice"
@@ -233,6 +244,8 @@ def parse_volume_config(raw: Any, *, source: str | os.PathLike[str] | None = Non
         device=check.choice(top, "", "device", DEVICES, "auto"),
         threads=check.integer(top, "", "threads", 0, minimum=0),
         target_transform=check.choice(top, "", "target_transform", TARGET_TRANSFORMS, "log1p"),
+        standardise_target=check.boolean(top, "", "standardise_target", True),
+        readout=check.choice(top, "", "readout", READOUTS, "least_squares"),
         pooling=check.choice(network, "network", "pooling", POOLINGS, "mean"),
         pooled_norm=check.choice(network, "network", "pooled_norm", POOLED_NORMS, "batch"),
         voxel_loss=check.choice(top, "", "voxel_loss", VOXEL_LOSSES, "dice"),
