@@ -33,16 +33,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from wmhkit.io.atomic import atomic_path
 from wmhkit.io.image import Image
 from wmhkit.synth.anatomy import rotation_matrix
 from wmhkit.synth.contrast import FLAIR, TissueContrast
 from wmhkit.synth.head import HeadParameters, head_fractions
-from wmhkit.synth.storage import stored_values
+from wmhkit.synth.storage import save_codes, stored_values
 from wmhkit.synth.template import distance_outside_mm
 
 #: Full width at half maximum of a Gaussian in units of its sigma.
@@ -374,16 +372,7 @@ def stored_intensities(image: Image, storage: Storage) -> tuple[np.ndarray, np.n
 def save_stored_image(image: Image, path: str | os.PathLike[str], storage: Storage) -> Path:
     """Write ``image`` as NIfTI in ``storage`` (codes, slope and intercept in the header), atomically."""
     codes, _ = stored_intensities(image, storage)
-    nifti = nib.Nifti1Image(codes, image.affine)
-    nifti.header.set_data_dtype(codes.dtype)
-    nifti.header.set_slope_inter(storage.slope, storage.inter)
-    nifti.header.set_xyzt_units("mm", "sec")
-    nifti.set_sform(image.affine, code=1)
-    nifti.set_qform(image.affine, code=1)
-    final = Path(path)
-    with atomic_path(final) as tmp:
-        nib.save(nifti, tmp)
-    return final
+    return save_codes(codes, image.affine, path, slope=storage.slope, inter=storage.inter)
 
 
 def _added_fwhm(target_fwhm_mm: float, existing_fwhm_mm: float) -> float:

@@ -35,17 +35,35 @@ def save_scanner_image(image: Image, path: str | os.PathLike[str], dtype: str) -
     """Write ``image`` as NIfTI stored in ``dtype`` (slope 1, intercept 0), atomically.
 
     float32 goes through :func:`wmhkit.io.nifti.save_image`; integer types are
-    written here because that function always stores float32.
+    written by :func:`save_codes` because that function always stores float32.
     """
     values = stored_values(image.array, dtype)
     if dtype == "float32":
         return save_image(image.with_array(values), path)
-    nifti = nib.Nifti1Image(values, image.affine)
-    nifti.header.set_data_dtype(values.dtype)
-    nifti.header.set_slope_inter(1.0, 0.0)
+    return save_codes(values, image.affine, path)
+
+
+def save_codes(codes: np.ndarray, affine: np.ndarray, path: str | os.PathLike[str], *, slope: float = 1.0,
+               inter: float = 0.0) -> Path:
+    """Write stored codes with the header scaling ``value = codes × slope + inter``, atomically.
+
+    Parameters
+    ----------
+    codes
+        The on-disk array, shape ``(X, Y, Z)``, in its storage dtype.
+    affine
+        Voxel-to-world (mm), written as sform and qform (code 1).
+    path
+        Output ``.nii`` / ``.nii.gz``.
+    slope, inter
+        NIfTI ``scl_slope`` / ``scl_inter``.
+    """
+    nifti = nib.Nifti1Image(codes, affine)
+    nifti.header.set_data_dtype(codes.dtype)
+    nifti.header.set_slope_inter(slope, inter)
     nifti.header.set_xyzt_units("mm", "sec")
-    nifti.set_sform(image.affine, code=1)
-    nifti.set_qform(image.affine, code=1)
+    nifti.set_sform(affine, code=1)
+    nifti.set_qform(affine, code=1)
     final = Path(path)
     with atomic_path(final) as tmp:
         nib.save(nifti, tmp)
