@@ -16,9 +16,12 @@ Flagged, by :func:`scan_flags` (a warning naming the file, and the flag names in
 volumes should not be trusted:
 
 * ``coarse_voxels``: in-plane voxels over :data:`MAX_IN_PLANE_MM` or slices over
-  :data:`MAX_SLICE_MM`, which no WMH model (nor rater) resolves lesions in;
-* ``not_flair_contrast``: the contrast of a T1, not a FLAIR (:func:`depth_ratio`),
-  judged on scans whose slices are at most :data:`CONTRAST_MAX_SLICE_MM` thick.
+  :data:`MAX_SLICE_MM`, which no WMH model (nor rater) resolves lesions in.
+
+There is no check of the contrast (a T1 given as FLAIR) yet: a measure of where the
+bright tissue lies (cortex in FLAIR, deep white matter in T1) flagged 15 of the 23
+NiChart FLAIRs of older adults, whose confluent periventricular WMH are bright deep
+tissue, so it was not kept.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import logging
 import os
 
 import numpy as np
-from scipy import ndimage
 
 from wmhkit.errors import InputError
 from wmhkit.io.image import Image
@@ -39,20 +41,6 @@ log = logging.getLogger(__name__)
 MAX_IN_PLANE_MM = 3.0
 #: Largest slice thickness (mm) at which WMH are still resolved (clinical 2D FLAIR: 3–6 mm).
 MAX_SLICE_MM = 10.0
-#: :func:`depth_ratio` above which the contrast is a T1's. Measured with
-#: ``benchmarks/bench_contrast_check.py`` (bias-corrected scans): FLAIRs 0.76–1.18,
-#: T1s 1.26–1.65; the margin is thin, so this is a flag, never a refusal.
-T1_DEPTH_RATIO = 1.22
-#: Thickest voxel side (mm) at which the contrast is judged: thicker slices blend the cortex
-#: with sulcal CSF, which darkens it in any contrast (FLAIR phantoms of the demo's 2D
-#: scanner profiles reached the T1s' ratios), so thick-slice scans get no verdict.
-CONTRAST_MAX_SLICE_MM = 3.0
-#: Fewest voxels in each intensity band for :func:`depth_ratio` to give a verdict.
-MIN_BAND_VOXELS = 200
-#: Brain intensity percentiles bounding the middle band and the bright band of :func:`depth_ratio`.
-BAND_PERCENTILES = (25.0, 55.0, 85.0)
-
-
 def check_flair(image: Image, path: str | os.PathLike[str], *, brain_mask_given: bool) -> None:
     """Refuse a FLAIR that cannot be prepared (see the module docstring).
 
@@ -103,44 +91,7 @@ def voxel_flags(spacing_mm: tuple[float, float, float]) -> list[str]:
     return ["coarse_voxels"] if ordered[1] > MAX_IN_PLANE_MM or ordered[2] > MAX_SLICE_MM else []
 
 
-def depth_ratio(flair: Image, brain: np.ndarray) -> float | None:
-    """How much deeper in the brain the bright tissue lies than the middle-intensity tissue.
-
-    In a FLAIR grey matter is brighter than white matter, so the bright band of brain
-    intensities (percentiles 55–85, :data:`BAND_PERCENTILES`) lies in the cortex, nearer
-    the brain surface than the middle band (25–55, white matter); in a T1 white matter
-    is the brighter, so the bright band lies deeper. CSF (dark in both) falls below
-    the middle band, lesions above the bright one.
-
-    Parameters
-    ----------
-    flair
-        The image (any linear intensity scale), shape ``(X, Y, Z)``.
-    brain
-        Boolean brain mask on its grid.
-
-    Returns
-    -------
-    float or None
-        Median depth (mm from the brain surface) of the bright band over that of the
-        middle band: below 1 for a FLAIR, above :data:`T1_DEPTH_RATIO` for a T1; None
-        when a band holds fewer than :data:`MIN_BAND_VOXELS` voxels (a flat image).
-    """
-    brain = np.asarray(brain, bool)
-    depth = ndimage.distance_transform_edt(brain, sampling=flair.spacing_mm)[brain]
-    values = flair.array[brain]
-    if values.size == 0:
-        return None
-    low, middle, high = np.percentile(values, BAND_PERCENTILES)
-    middle_band = depth[(values > low) & (values <= middle)]
-    bright_band = depth[(values > middle) & (values <= high)]
-    if min(middle_band.size, bright_band.size) < MIN_BAND_VOXELS:
-        return None
-    return float(np.median(bright_band) / max(float(np.median(middle_band)), 1e-6))
-
-
-def scan_flags(path: str | os.PathLike[str], native_spacing_mm: tuple[float, float, float], flair: Image,
-               brain: Image) -> list[str]:
+def scan_flags(path: str | os.PathLike[str], native_spacing_mm: tuple[float, float, float]) -> list[str]:
     """The flags of a scan (module docstring), each logged as a warning naming ``path``.
 
     Parameters
@@ -149,18 +100,10 @@ def scan_flags(path: str | os.PathLike[str], native_spacing_mm: tuple[float, flo
         The native FLAIR file.
     native_spacing_mm
         Its voxel sides (mm).
-    flair, brain
-        The prepared FLAIR and brain mask (same grid).
     """
     flags = voxel_flags(native_spacing_mm)
     if flags:
         log.warning("%s: voxels of %s mm are coarser than WMH models resolve (in-plane up to %g mm, slices up to "
                     "%g mm); its volumes are flagged coarse_voxels", path, "×".join(f"{s:.3g}" for s in native_spacing_mm),
                     MAX_IN_PLANE_MM, MAX_SLICE_MM)
-    ratio = depth_ratio(flair, brain.array.astype(bool)) if max(native_spacing_mm) <= CONTRAST_MAX_SLICE_MM else None
-    if ratio is not None and ratio > T1_DEPTH_RATIO:
-        log.warning("%s: the contrast is a T1's, not a FLAIR's (the brightest tissue lies deep, in white matter: depth "
-                    "ratio %.2f > %g); check that this file is the FLAIR; its volumes are flagged not_flair_contrast",
-                    path, ratio, T1_DEPTH_RATIO)
-        flags.append("not_flair_contrast")
     return flags
