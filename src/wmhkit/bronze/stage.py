@@ -55,9 +55,11 @@ from wmhkit.bronze.methods import DEFAULT_METHODS, METHODS, bronze_method
 from wmhkit.bronze.register import register_rigid
 from wmhkit.cohort.failures import ErrorReport, ScanFailure, write_crash_file, write_failures
 from wmhkit.cohort.lock import output_lock
-from wmhkit.cohort.records import commit_record, completed_result, discard_record, expected_record, record_path
+from wmhkit.cohort.records import (
+    commit_record, completed_result, discard_record, expected_record, record_path, up_to_date_result,
+)
 from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT, ComputeOptions, run_tasks
-from wmhkit.errors import InputError, OutputError, WmhkitError
+from wmhkit.errors import InputError, OutputError
 from wmhkit.io.atomic import resolve_output
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import Manifest, read_manifest, relative_path, write_manifest
@@ -349,13 +351,8 @@ def _stored_result(job: BronzeJob, stored: dict[str, Any] | None) -> BronzeScanR
 def stored_bronze(job: BronzeJob) -> BronzeScanResult | None:
     """The scan's bronze masks when its completion record is up to date, else None (checked before
     any worker starts; an unreadable input is left to its task, which reports it)."""
-    if not record_path(job.out_dir, "bronze", job.scan_id).is_file():
-        return None
-    try:
-        record, expected = _job_record(job)
-    except (OSError, WmhkitError):
-        return None
-    return _stored_result(job, completed_result(record, expected))
+    record = record_path(job.out_dir, "bronze", job.scan_id)
+    return _stored_result(job, up_to_date_result(record, lambda: _job_record(job)[1]))
 
 
 def bronze_task(job: BronzeJob) -> BronzeScanResult:

@@ -45,9 +45,11 @@ import pandas as pd
 from wmhkit.bronze.stage import rebased_row
 from wmhkit.cohort.failures import ScanFailure, write_crash_file, write_failures
 from wmhkit.cohort.lock import output_lock
-from wmhkit.cohort.records import commit_record, completed_result, discard_record, expected_record, record_path
+from wmhkit.cohort.records import (
+    commit_record, completed_result, discard_record, expected_record, record_path, up_to_date_result,
+)
 from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT, ComputeOptions, run_tasks
-from wmhkit.errors import GeometryError, InputError, MaskError, WmhkitError
+from wmhkit.errors import GeometryError, InputError, MaskError
 from wmhkit.fusion.majority import majority_vote
 from wmhkit.fusion.staple import MAX_ITERATIONS, THRESHOLD, ConsensusResult, staple, staple_pruned
 from wmhkit.io.atomic import resolve_output, write_text_atomic
@@ -286,13 +288,10 @@ def _stored_scan(job: SilverJob, stored: dict[str, Any] | None) -> SilverScan | 
 def stored_silver(job: SilverJob) -> SilverScan | None:
     """The scan's silver outputs when its completion record is up to date, else None (checked before
     any worker starts; a missing brain mask or unreadable input is left to its task, which reports it)."""
-    if job.brain_mask is None or not record_path(job.out_dir, "silver", job.scan_id).is_file():
+    if job.brain_mask is None:
         return None
-    try:
-        record, expected = _job_record(job)
-    except (OSError, WmhkitError):
-        return None
-    return _stored_scan(job, completed_result(record, expected))
+    record = record_path(job.out_dir, "silver", job.scan_id)
+    return _stored_scan(job, up_to_date_result(record, lambda: _job_record(job)[1]))
 
 
 def silver_task(job: SilverJob) -> SilverScan:

@@ -72,9 +72,11 @@ import torch
 from wmhkit.cohort.cache import process_cached
 from wmhkit.cohort.failures import ScanFailure, write_crash_file, write_failures
 from wmhkit.cohort.lock import output_lock
-from wmhkit.cohort.records import commit_record, completed_result, discard_record, expected_record, record_path
+from wmhkit.cohort.records import (
+    commit_record, completed_result, discard_record, expected_record, record_path, up_to_date_result,
+)
 from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT, ComputeOptions, run_tasks
-from wmhkit.errors import InputError, OutputError, WmhkitError
+from wmhkit.errors import InputError, OutputError
 from wmhkit.nn.plane_fusion import binarise, check_fusion_rule, check_threshold, fuse_probabilities
 from wmhkit.infer.model_folder import (
     KIND_2_5D, MODEL_YAML, LoadedModel, ModelSpec, load_model, model_hash, read_model_spec,
@@ -588,13 +590,8 @@ def _scan_record(context: _RunContext, scan: ScanInput) -> tuple[dict[str, Any],
 def stored_prediction(context: _RunContext, scan: ScanInput) -> tuple[dict[str, Path], dict[str, Any]] | None:
     """The outputs and volumes row of a scan whose completion record is up to date, else None
     (also when an input cannot be read: its task then fails with the error)."""
-    if not record_path(context.out_dir, STEP, scan.name).is_file():
-        return None
-    try:
-        _, _, record, expected = _scan_record(context, scan)
-    except (OSError, WmhkitError):
-        return None
-    return _stored_outputs(context, completed_result(record, expected))
+    record = record_path(context.out_dir, STEP, scan.name)
+    return _stored_outputs(context, up_to_date_result(record, lambda: _scan_record(context, scan)[3]))
 
 
 def _stored_outputs(context: _RunContext,

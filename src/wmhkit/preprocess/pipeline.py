@@ -56,9 +56,11 @@ import pandas as pd
 
 from wmhkit.cohort.failures import ErrorReport, ScanFailure, write_crash_file, write_failures
 from wmhkit.cohort.lock import output_lock
-from wmhkit.cohort.records import commit_record, completed_result, discard_record, expected_record, record_path
+from wmhkit.cohort.records import (
+    commit_record, completed_result, discard_record, expected_record, record_path, up_to_date_result,
+)
 from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT, ComputeOptions, TaskOutcome, run_tasks
-from wmhkit.errors import ManifestError, MaskError, OutputError, WmhkitError
+from wmhkit.errors import ManifestError, MaskError, OutputError
 from wmhkit.io.atomic import resolve_output
 from wmhkit.io.image import Image, check_same_grid
 from wmhkit.io.manifest import Manifest, is_path_column, read_manifest, relative_path, write_manifest
@@ -460,13 +462,8 @@ def _job_record(job: PrepareJob) -> tuple[Path, dict[str, Any]]:
 def stored_prepared(job: PrepareJob) -> PreparedScan | None:
     """The scan's prepared outputs when its completion record is up to date, else None (checked
     before any worker starts; an unreadable input is left to its task, which reports it)."""
-    if not record_path(job.out_dir, "prepare", job.scan_id).is_file():
-        return None
-    try:
-        record, expected = _job_record(job)
-    except (OSError, WmhkitError):
-        return None
-    stored = completed_result(record, expected)
+    record = record_path(job.out_dir, "prepare", job.scan_id)
+    stored = up_to_date_result(record, lambda: _job_record(job)[1])
     return None if stored is None else _scan_from_record(stored, job.out_dir)
 
 
