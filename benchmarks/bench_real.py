@@ -167,7 +167,7 @@ def leave_one_out_model(work: Path, scan_id: str, out: Path, epochs: int | None)
         if len(starter.stages) > 1:  # start where the starter's gold stage started: its previous stage's best
             start = load_checkpoint(unit_folder(run, starter.stages[-2].name, plane, None) / BEST_NAME)["model"]
         else:
-            start = initial_weights(starter)
+            start = initial_weights(starter, plane)
         log.info("%s: leave-one-out gold stage, %s plane", scan_id, plane)
         result = train_unit(plan, 0, plane, plan.splits[0][0], start, out, resume=True)
         units[result.key] = result

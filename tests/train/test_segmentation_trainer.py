@@ -163,6 +163,36 @@ def test_transfer_learning_starts_from_the_imagenet_file_and_keeps_frozen_convs(
     assert not torch.equal(trained["encoder.conv5_3.0.weight"], free)
 
 
+def test_init_model_starts_each_plane_from_the_model_folder_and_keeps_frozen_convs(tiny_cohort, make_config, tmp_path):
+    first = make_config(planes=["axial", "coronal"], stages=[
+        {"labels": "gold", "scans": "with_gold", "folds": 1, "freeze": 0, "epochs": 1, "batch_size": 16,
+         "slices_per_epoch": 32, "val_slices": 32, "learning_rate": 1e-3}])
+    (tmp_path / "first.yaml").write_text(yaml.safe_dump(first))
+    assert main(["train", str(tmp_path / "first.yaml"), "--out", str(tmp_path / "first"), "--manifest",
+                 str(tiny_cohort), "--no-progress"]) == 0
+    source = tmp_path / "first" / "model"
+    tuned = make_config(planes=["axial", "coronal"], init="model", init_model=str(source), stages=[
+        {"labels": "gold", "scans": "with_gold", "folds": 1, "freeze": 10, "epochs": 1, "batch_size": 16,
+         "slices_per_epoch": 32, "val_slices": 32, "learning_rate": 1e-3}])
+    (tmp_path / "tuned.yaml").write_text(yaml.safe_dump(tuned))
+    assert main(["train", str(tmp_path / "tuned.yaml"), "--out", str(tmp_path / "tuned"), "--manifest",
+                 str(tiny_cohort), "--no-progress"]) == 0
+    for plane in ("axial", "coronal"):
+        before = torch.load(source / "weights" / f"{plane}.pt", weights_only=True)
+        after = torch.load(tmp_path / "tuned" / "model" / "weights" / f"{plane}.pt", weights_only=True)
+        assert torch.equal(after["encoder.conv3_3.0.weight"], before["encoder.conv3_3.0.weight"])  # frozen
+        assert not torch.equal(after["encoder.conv5_3.0.weight"], before["encoder.conv5_3.0.weight"])
+    axial = torch.load(source / "weights" / "axial.pt", weights_only=True)
+    coronal = torch.load(source / "weights" / "coronal.pt", weights_only=True)
+    assert not torch.equal(axial["encoder.conv1_1.0.weight"], coronal["encoder.conv1_1.0.weight"])  # per plane
+    with pytest.raises(ConfigError, match="init: model and init_model go together"):
+        parse_config({"stages": [{"labels": "gold"}], "init": "model"})
+    wider = make_config(init="model", init_model=str(source), network={"width": 0.125})
+    (tmp_path / "wider.yaml").write_text(yaml.safe_dump(wider))
+    assert main(["train", str(tmp_path / "wider.yaml"), "--out", str(tmp_path / "wider"), "--manifest",
+                 str(tiny_cohort), "--no-progress"]) == 2  # weights of another width: a clear error
+
+
 def test_lesion_free_gold_scans_are_tested_and_trained_on_but_never_validate(tmp_path, make_config, write_cohort):
     from wmhkit.io.image import Image
     from wmhkit.io.nifti import load_mask, save_mask

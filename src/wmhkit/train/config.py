@@ -10,8 +10,10 @@ Top-level keys (defaults in brackets)::
     seed            non-negative integer                        [0]
     manifest        prepared manifest, relative to the config   [none: give --manifest]
     network         {width: 1.0, decoder_batch_norm: true}
-    init            random | imagenet                           [random]
+    init            random | imagenet | model                   [random]
     imagenet_weights  torchvision vgg16 weights file (init: imagenet)
+    init_model      model folder whose per-plane weights the first stage starts
+                    from (init: model; same network width); relative to the config
     planes          subset of [axial, sagittal, coronal]        [all three]
     fusion          mean | median | max                         [mean]
     threshold       probability threshold in (0, 1)             [0.5]
@@ -70,7 +72,7 @@ PLANES = ("axial", "sagittal", "coronal")
 FUSIONS = ("mean", "median", "max")
 SCHEDULERS = ("constant", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
-INITS = ("random", "imagenet")
+INITS = ("random", "imagenet", "model")
 #: Conv layers frozen by default per label kind (issue 4: 0 / 5 / 10).
 DEFAULT_FREEZE = {"bronze": 0, "silver": 5, "gold": 10}
 #: Keys that change how a run is executed but not what it computes (left out of the config hash).
@@ -150,6 +152,7 @@ class TrainConfig:
     network: NetworkConfig = NetworkConfig()
     init: str = "random"
     imagenet_weights: str | None = None
+    init_model: str | None = None
     planes: tuple[str, ...] = PLANES
     fusion: str = "mean"
     threshold: float = 0.5
@@ -242,6 +245,12 @@ def parse_config(raw: Any, *, source: str | os.PathLike[str] | None = None) -> T
     imagenet = reader.optional_str(top, "", "imagenet_weights")
     if imagenet is not None and where is not None and not Path(imagenet).is_absolute():
         imagenet = str(where.parent / imagenet)
+    init_model = reader.optional_str(top, "", "init_model")
+    if init_model is not None and where is not None and not Path(init_model).is_absolute():
+        init_model = str(where.parent / init_model)
+    if (init == "model") != (init_model is not None):
+        raise ConfigError(where, "init: model and init_model go together",
+                          "set init: model with init_model: MODEL_FOLDER, or remove init_model")
     manifest = reader.optional_str(top, "", "manifest")
     if manifest is not None and where is not None and not Path(manifest).is_absolute():
         manifest = str(where.parent / manifest)
@@ -259,6 +268,7 @@ def parse_config(raw: Any, *, source: str | os.PathLike[str] | None = None) -> T
         network=_section(reader, top, "network", NetworkConfig),
         init=init,
         imagenet_weights=imagenet,
+        init_model=init_model,
         planes=planes,
         fusion=reader.choice(top, "", "fusion", FUSIONS, "mean"),
         threshold=reader.number(top, "", "threshold", 0.5, minimum=0.0, maximum=1.0, open_interval=True),

@@ -241,13 +241,24 @@ def _start_run_folder(plan: RunPlan, out_dir: Path, manifest: Path, resume: bool
     start_run_folder(out_dir, digest=plan.digest, setup_files=setup, record=record, resume=resume)
 
 
-def initial_weights(config: TrainConfig) -> dict[str, torch.Tensor]:
-    """Weights the first stage starts from: seeded random init, or ImageNet VGG16 in the encoder."""
+def initial_weights(config: TrainConfig, plane: str) -> dict[str, torch.Tensor]:
+    """Weights ``plane``'s first stage starts from: seeded random init, ImageNet VGG16 in the encoder, or the
+    plane's weights of the ``init_model`` folder (``init: model``)."""
     torch.manual_seed(config.seed)
     model = VGG16UNet(width=config.network.width, decoder_batch_norm=config.network.decoder_batch_norm)
     if config.init == "imagenet":
         check_imagenet_weights(config)
         load_imagenet_encoder(model, config.imagenet_weights)
+    if config.init == "model":
+        path = Path(config.init_model) / "weights" / f"{plane}.pt"
+        if not path.is_file():
+            raise InputError(path, f"init_model has no weights for the {plane} plane",
+                             "point init_model at a 2.5D model folder trained on the same planes")
+        try:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except RuntimeError as error:
+            raise InputError(path, f"init_model weights do not fit this network ({str(error).splitlines()[0]})",
+                             "use network.width and decoder_batch_norm of the init model") from None
     return model.state_dict()
 
 
@@ -268,7 +279,7 @@ def train_plane(
     progress: Progress | None = None,
 ) -> dict[str, UnitResult]:
     """Run every stage of one plane in order; each starts from the previous stage's best weights."""
-    start = initial_weights(plan.config)
+    start = initial_weights(plan.config, plane)
     results: dict[str, UnitResult] = {}
     for stage_index, stage in enumerate(plan.config.stages):
         for split in plan.splits[stage_index]:
