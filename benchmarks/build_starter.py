@@ -1,64 +1,90 @@
-"""Build the bundled starter model: data, training and export into ``src/wmhkit/models/starter``.
+"""Build the bundled starter model as M3SL, with its baseline twin and leave-one-out validation.
 
-Usage::
+Usage (about 2 h on 2 CPU cores; rerun the same command to resume after a kill)::
 
-    python benchmarks/build_starter.py --real-data ../shared/data/real --work /tmp/starter
+    OMP_NUM_THREADS=1 nice python benchmarks/build_starter.py --real-data ../shared/data/real --work WORK
 
-Steps (each is skipped when its output already exists, so an interrupted build
-resumes; ``wmhkit train --resume`` continues an interrupted training run):
+Steps (each skipped when its output exists, so an interrupted build resumes; the
+training runs resume from their checkpoints):
 
-1. ``WORK/lesion-library``: the Lesjak 2018 consensus masks in MNI space, *without*
+1. ``WORK/lesion-library``: the Lesjak 2018 consensus masks in MNI space *without*
    the three annotated patients (07, 19, 26), so that no phantom lesion is shaped like
    a real test mask.
-2. ``WORK/raw/phantoms``: ``wmhkit synth`` at 1 mm, ``--phantoms`` subjects over all
-   five scanner profiles (A–E), lesions drawn from that library.
-3. ``WORK/raw/real``: a copy of the real scans (a manifest may not point outside its
-   folder; the data never enter the repository): the three annotated Lesjak scans
-   (FLAIR, T1, consensus as gold), the eleven raw clinical Lesjak FLAIRs (with T1 where
-   present) and the two 3D FLAIRs of ``unannotated-other``. One raw manifest lists
-   phantoms and real scans.
-4. ``wmhkit prepare`` of every scan into ``WORK/prepared``; then ``wmhkit bronze``
-   (``--bronze-methods``, default outlier, growth and tophat: t1hypo scores Dice 0.06 on the
-   annotated real scans, BENCHMARKS.md) and ``wmhkit silver`` (STAPLE) into ``WORK`` on every
-   real scan and the first ``--label-phantoms`` phantoms (default none: on 2 shared cores the
-   labels of 15 more 1 mm scans cost about 20 minutes, and the phantoms have their truth).
-5. ``WORK/train.tsv``: every prepared scan with its labels; the bronze and silver cells of the
-   annotated Lesjak scans are left empty, so their only label in training is the expert gold
-   (they are the real-data test scans of ``bench_real.py``).
-6. ``wmhkit train starter --manifest WORK/train.tsv --out WORK/run``.
-7. Copy ``WORK/run/model`` (``model.yaml``, ``weights/``, ``provenance.json``) into
-   ``src/wmhkit/models/starter/`` (``MODEL_CARD.md`` there is kept).
+2. ``WORK/raw/phantoms``: ``wmhkit synth --scanners R`` (domain randomisation: a
+   scanner drawn per subject, 3D or 2D with 0.45–1.2 mm in-plane and 2–8 mm slices,
+   its own contrast, noise, bias, storage, skull on or off) at 1 mm, lesions partly from
+   that library, true brain masks given.
+3. ``WORK/raw/variants``: each annotated Lesjak scan re-acquired at four clinical
+   resolutions other than the two of ``bench_clinical.py`` (0.7×0.7×5, 1×1×3, 0.5×0.5×7
+   and 0.9×0.9×4 mm; whole head or stripped, five storages), with its gold mask.
+4. ``WORK/raw/manifest.tsv``: phantoms (gold = truth), the three annotated Lesjak scans
+   and their variants (gold = expert consensus), the 23 NiChart FLAIRs of adults aged
+   69–96 (no gold; their DLWMLS masks as the external bronze rater ``external_dlwmls``,
+   agreement with a tool, never gold). Real files are read where they are (absolute paths).
+5. ``wmhkit prepare`` at the model's working grid: 1 mm isotropic (``--working-spacing-mm
+   1,1,1``; thick slices are resampled too, so every plane's network sees 1 mm pixels).
+6. ``wmhkit bronze`` (``--bronze-methods`` plus the imported DLWMLS masks) and ``wmhkit
+   silver`` (STAPLE over every rater) on the NiChart scans.
+7. ``WORK/train-all.tsv`` and one ``WORK/train-without-<patient>.tsv`` per annotated
+   patient (that patient's scan and its variants lose their gold).
+8. Training (configs ``starter-pretrain``, ``starter``, ``starter-baseline`` in
+   ``src/wmhkit/configs``): ``WORK/runs/pretrain`` = the M3SL bronze and silver stages on
+   the NiChart scans (no annotated scan is in them); then for ``all`` and each
+   left-out patient the gold stage twice: ``m3sl-<set>`` from the pretrained weights
+   (``init: model``) and ``baseline-<set>`` from random weights, the same gold data
+   and budget. Two training runs go side by side (``--jobs``), one thread each.
+9. ``WORK/evaluation``: each left-out model on its patient's expert mask and on the two
+   clinical degradations of ``bench_clinical.py`` (``lesjak-variants``, head and
+   stripped): ``loo.tsv`` (Dice, HD95, AVD, lesion F1 on the native grid).
+10. The twin with the higher mean leave-one-out Dice is copied into
+   ``src/wmhkit/models/starter`` (``MODEL_CARD.md`` there is kept), unless
+   ``--no-install``.
 
-Runs under whatever priority it is started with; on a shared machine start it as
-``OMP_NUM_THREADS=1 nice -n 10 python benchmarks/build_starter.py ...``.
+Data: Lesjak Ž. et al., Neuroinformatics 16:51–63 (2018), CC-BY 4.0; NiChart demo data
+(SBIA, see its LICENSE.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
+import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import yaml
 
 from wmhkit.bronze.stage import rebased_row
 from wmhkit.cli import main as wmhkit_main
-from wmhkit.io.manifest import (
-    read_manifest,
-    write_manifest,
-)
-from wmhkit.synth.cohort import DATASET_NAME as PHANTOM_DATASET
+from wmhkit.io.manifest import read_manifest, write_manifest
+from wmhkit.io.nifti import load_image, load_mask, save_mask
+from wmhkit.synth.degrade import STORAGES, ClinicalAcquisition, clinical_variant, save_stored_image
+from wmhkit.synth.head import draw_head
+from wmhkit.train.config import resolve_config_path
 
 REPO = Path(__file__).resolve().parents[1]
 STARTER_DIR = REPO / "src" / "wmhkit" / "models" / "starter"
 #: Lesjak patients with expert masks: kept out of the phantoms' lesion library.
 ANNOTATED_PATIENTS = ("patient07", "patient19", "patient26")
 ANNOTATED_DATASET = "lesjak2018-annotated"
-#: Files copied from the model run folder into the package (the model folder contract).
+VARIANT_DATASET = "lesjak2018-train-variants"
+#: Training re-acquisitions of the annotated scans: name → (voxel size in mm, whole head).
+TRAIN_VARIANTS: dict[str, tuple[tuple[float, float, float], bool]] = {
+    "0.7x0.7x5-head": ((0.7, 0.7, 5.0), True),
+    "1x1x3-stripped": ((1.0, 1.0, 3.0), False),
+    "0.5x0.5x7-stripped": ((0.5, 0.5, 7.0), False),
+    "0.9x0.9x4-head": ((0.9, 0.9, 4.0), True),
+}
+#: Files copied from a model folder into the package (the model folder contract).
 MODEL_FILES = ("model.yaml", "provenance.json")
+#: Prepare options of every training scan: the working grid the shipped model declares.
+PREPARE_ARGS = ["--working-spacing-mm", "1,1,1", "--thick-slice-mm", "100"]
 
 log = logging.getLogger("build_starter")
 
@@ -66,68 +92,82 @@ log = logging.getLogger("build_starter")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--real-data", type=Path, required=True, help="the shared real-data folder (../shared/data/real)")
-    parser.add_argument("--work", type=Path, required=True, help="work folder (created; holds copies of the data)")
-    parser.add_argument("--phantoms", type=int, default=15, help="1 mm phantom subjects, spread over scanners A–E")
-    parser.add_argument("--seed", type=int, default=0, help="phantom cohort seed")
-    parser.add_argument("--bronze-methods", default="outlier,growth,tophat",
-                        help="bronze methods (t1hypo, the weakest on the real scans, is left out by default)")
-    parser.add_argument("--label-phantoms", type=int, default=0,
-                        help="phantoms that also get bronze and silver labels (every real scan does)")
-    parser.add_argument("--config", default="starter", help="training config (shipped name or YAML file)")
-    parser.add_argument("--data-only", action="store_true", help="stop after building the training manifest")
-    parser.add_argument("--no-install", action="store_true", help="train but do not copy the model into the package")
+    parser.add_argument("--work", type=Path, required=True, help="work folder (created)")
+    parser.add_argument("--phantoms", type=int, default=48, help="1 mm domain-randomised phantom subjects")
+    parser.add_argument("--seed", type=int, default=0, help="phantom cohort and variant seed")
+    parser.add_argument("--bronze-methods", default="outlier,growth,lpa", help="wmhkit's bronze methods")
+    parser.add_argument("--jobs", type=int, default=2, help="training runs side by side (one thread each)")
+    parser.add_argument("--workers", type=int, default=2, help="prepare/bronze worker processes")
+    parser.add_argument("--loo-epochs", type=int, default=6, help="gold epochs of the leave-one-out runs")
+    parser.add_argument("--skip-loo", action="store_true", help="train and install the final twins only")
+    parser.add_argument("--no-install", action="store_true", help="do not copy the chosen model into the package")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    work = args.work.resolve()
-    train_manifest = build_training_manifest(args.real_data.resolve(), work, args.phantoms, args.seed,
-                                             args.bronze_methods, args.label_phantoms)
-    if args.data_only:
-        return 0
-    run = work / "run"
-    command = ["train", args.config, "--manifest", str(train_manifest), "--out", str(run), "--no-progress"]
-    if (run / "run.json").exists():
-        command.append("--resume")
-    _run(command, "train")
+    real_data, work = args.real_data.resolve(), args.work.resolve()
+    manifests = build_training_manifests(real_data, work, args)
+    sets = ["all"] if args.skip_loo else ["all", *ANNOTATED_PATIENTS]
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:  # pretraining runs beside the baseline twins
+        pretrain = pool.submit(train, work, "pretrain", "starter-pretrain", manifests["all"])
+        futures = {f"baseline-{name}": pool.submit(train, work, f"baseline-{name}", "starter-baseline",
+                                                   manifests[name], epochs=_epochs(name, args))
+                   for name in sets}
+        futures |= {f"m3sl-{name}": pool.submit(lambda n: train(work, f"m3sl-{n}", "starter", manifests[n],
+                                                                init_model=pretrain.result(),
+                                                                epochs=_epochs(n, args)), name)
+                    for name in sets}
+        models = {name: future.result() for name, future in futures.items()}
+    if args.skip_loo:
+        chosen = "m3sl"
+    else:
+        scores = evaluate_loo(real_data, work, models)
+        chosen = max(("m3sl", "baseline"), key=lambda twin: scores[twin])
+        log.info("mean leave-one-out Dice: m3sl %.3f, baseline %.3f; shipping %s",
+                 scores["m3sl"], scores["baseline"], chosen)
     if not args.no_install:
-        install_model(run / "model", STARTER_DIR)
+        install_model(models[f"{chosen}-all"], STARTER_DIR)
     return 0
 
 
-def build_training_manifest(real_data: Path, work: Path, n_phantoms: int, seed: int, bronze_methods: str,
-                            label_phantoms: int) -> Path:
-    """Steps 1–5 of the module docstring; return ``WORK/train.tsv``."""
+# ------------------------------------------------------------------------------------------- data
+
+
+def build_training_manifests(real_data: Path, work: Path, args: argparse.Namespace) -> dict[str, Path]:
+    """Steps 1–7 of the module docstring: ``{"all": WORK/train-all.tsv, "<patient>": WORK/train-without-<patient>.tsv}``."""
     raw, prepared = work / "raw", work / "prepared"
     library = lesion_library(real_data, work / "lesion-library")
     phantoms = raw / "phantoms" / "manifest.tsv"
     if not phantoms.exists():
-        _run(["synth", "--out", str(phantoms.parent), "--subjects", str(n_phantoms), "--seed", str(seed),
-              "--lesion-library", str(library)], "synth")
+        _run(["synth", "--out", str(phantoms.parent), "--subjects", str(args.phantoms), "--seed", str(args.seed),
+              "--scanners", "R", "--lesion-library", str(library), "--with-brain-mask"], "synth")
     raw_manifest = raw / "manifest.tsv"
     if not raw_manifest.exists():
-        real_rows = copy_real_scans(real_data, raw / "real")
-        write_manifest(pd.DataFrame(phantom_rows(phantoms) + real_rows).fillna(""), raw_manifest)
+        rows = phantom_rows(phantoms) + annotated_rows(real_data, raw / "variants", args.seed) + nichart_rows(real_data)
+        write_manifest(pd.DataFrame(rows).fillna(""), raw_manifest)
     prepared_manifest = prepared / "manifest.tsv"
-    if not prepared_manifest.exists():
-        _run(["prepare", str(raw_manifest), "--out", str(prepared)], "prepare", allow_failures=True)
-    labelled_manifest = work / "manifest.tsv"
+    if not (prepared / "prepare.done").exists():
+        _run(["prepare", str(raw_manifest), "--out", str(prepared), "--workers", str(args.workers), *PREPARE_ARGS],
+             "prepare", allow_failures=True)
+        (prepared / "prepare.done").write_text("done\n")
     if not (work / "bronze.done").exists():
-        to_label = scans_to_label(prepared_manifest, prepared / "to-label.tsv", label_phantoms)
-        _run(["bronze", str(to_label), "--out", str(work), "--methods", bronze_methods], "bronze",
-             allow_failures=True)
+        table = read_manifest(prepared_manifest).table
+        to_label = write_manifest(table[table["dataset"] == "nichart"].reset_index(drop=True),
+                                  prepared / "to-label.tsv")
+        _run(["bronze", str(to_label), "--out", str(work), "--methods", args.bronze_methods,
+              "--workers", str(args.workers)], "bronze", allow_failures=True)
         (work / "bronze.done").write_text("done\n")
     if not (work / "silver.done").exists():
-        _run(["silver", str(labelled_manifest), "--out", str(work)], "silver", allow_failures=True)
+        _run(["silver", str(work / "manifest.tsv"), "--out", str(work)], "silver", allow_failures=True)
         (work / "silver.done").write_text("done\n")
-    return training_manifest(prepared_manifest, labelled_manifest, work / "train.tsv")
-
-
-def scans_to_label(prepared_manifest: Path, out: Path, label_phantoms: int) -> Path:
-    """The prepared rows that get bronze and silver labels: every real scan and the first ``label_phantoms`` phantoms."""
-    table = read_manifest(prepared_manifest).table
-    phantom = table["dataset"] == PHANTOM_DATASET
-    keep = ~phantom | (phantom.cumsum() <= label_phantoms)
-    return write_manifest(table[keep].reset_index(drop=True), out)
+    full = training_manifest(prepared_manifest, work / "manifest.tsv", work / "train-all.tsv")
+    manifests = {"all": full}
+    table = read_manifest(full).table
+    for patient in ANNOTATED_PATIENTS:
+        held_out = table["source_patient"] == patient
+        without = table.copy()
+        without.loc[held_out, "gold"] = ""
+        manifests[patient] = write_manifest(without, work / f"train-without-{patient}.tsv")
+    return manifests
 
 
 def lesion_library(real_data: Path, folder: Path) -> Path:
@@ -143,71 +183,157 @@ def lesion_library(real_data: Path, folder: Path) -> Path:
 
 
 def phantom_rows(manifest_path: Path) -> list[dict[str, str]]:
-    """The phantom manifest's rows with their paths made relative to ``raw/``."""
+    """The phantom manifest's rows with absolute paths."""
     manifest = read_manifest(manifest_path)
-    keep = ["subject", "dataset", "scanner", "stage", "age", "sex", "flair", "t1", "gold", "fat_suppressed"]
+    keep = ["subject", "dataset", "scanner", "stage", "age", "sex", "flair", "brain_mask", "gold"]
     rows = []
     for row in manifest.rows():
         record = {column: row.get(column, "") for column in keep}
-        for column in ("flair", "t1", "gold"):
-            if record[column]:
-                record[column] = f"phantoms/{record[column]}"
+        for column in ("flair", "brain_mask", "gold"):
+            record[column] = str(manifest.path(row, column)) if record[column] else ""
         rows.append(record)
     return rows
 
 
-def copy_real_scans(real_data: Path, folder: Path) -> list[dict[str, str]]:
-    """Copy the real scans under ``folder`` and return their raw-manifest rows (paths relative to its parent)."""
-    lesjak = real_data / "lesjak2018"
-    rows: list[dict[str, str]] = []
-    for patient in sorted((lesjak / "annotated").iterdir()):
-        files = {"flair": "FLAIR.nii.gz", "t1": "T1.nii.gz", "gold": "consensus.nii.gz"}
-        rows.append(_real_row(patient, folder / "annotated" / patient.name, files,
-                              subject=f"lesjak-{patient.name}", dataset=ANNOTATED_DATASET))
-    for study in sorted((lesjak / "unannotated").iterdir()):
-        patient, session = study.name.split("-", 1)
-        rows.append(_real_row(study, folder / "clinical" / study.name, {"flair": "FLAIR.nii.gz", "t1": "T1.nii.gz"},
-                              subject=f"lesjak-{patient}", session=session, dataset="lesjak2018-clinical"))
-    other = real_data / "unannotated-other"
-    for name in ("niivue", "synthsr-demo"):
-        if (other / f"{name}-FLAIR.nii.gz").exists():
-            rows.append(_real_row(other, folder / "other" / name, {"flair": f"{name}-FLAIR.nii.gz"},
-                                  subject=name, dataset=name))
+def annotated_rows(real_data: Path, folder: Path, seed: int) -> list[dict[str, str]]:
+    """The three annotated Lesjak scans and their training variants (written to ``folder`` once)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for number, patient in enumerate(ANNOTATED_PATIENTS):
+        source = real_data / "lesjak2018" / "annotated" / patient
+        rows.append({"subject": f"lesjak-{patient}", "dataset": ANNOTATED_DATASET, "scanner": "lesjak-3T-3D",
+                     "flair": str(source / "FLAIR.nii.gz"), "gold": str(source / "consensus.nii.gz"),
+                     "source_patient": patient})
+        for index, (name, (spacing, head)) in enumerate(TRAIN_VARIANTS.items()):
+            scan_id = f"lesjak-{patient}-{name}"
+            flair_path, gold_path = folder / f"{scan_id}_FLAIR.nii.gz", folder / f"{scan_id}_gold.nii.gz"
+            storage = list(STORAGES.values())[(number * len(TRAIN_VARIANTS) + index) % len(STORAGES)]
+            if not (flair_path.is_file() and gold_path.is_file()):
+                rng = np.random.default_rng([seed, 1000 + number, index])
+                orientation = ("LPS", "LAS", "RAS")[index % 3]
+                tilt = (float(rng.uniform(-12.0, 12.0)), 0.0, float(rng.uniform(-5.0, 5.0)))
+                acquisition = ClinicalAcquisition(spacing, orientation, tilt, 25.0 if head else 10.0)
+                image, gold = clinical_variant(
+                    load_image(source / "FLAIR.nii.gz"),
+                    load_mask(source / "consensus.nii.gz", allowed_labels=(0, 1, 2)), acquisition,
+                    head=draw_head(0.3, rng) if head else None, noise=0.02 if head else 0.0, rng=rng)
+                save_stored_image(image, flair_path, storage)
+                save_mask(gold, gold_path)
+                log.info("variant %s written (%s, %s)", scan_id, image.shape, storage.name)
+            rows.append({"subject": scan_id, "dataset": VARIANT_DATASET, "scanner": name,
+                         "flair": str(flair_path), "gold": str(gold_path), "source_patient": patient})
     return rows
 
 
-def _real_row(source: Path, target: Path, files: dict[str, str], *, subject: str, dataset: str,
-              session: str = "") -> dict[str, str]:
-    target.mkdir(parents=True, exist_ok=True)
-    row = {"subject": subject, "session": session, "dataset": dataset, "scanner": dataset}
-    for column, name in files.items():
-        if (source / name).exists():
-            shutil.copy2(source / name, target / name)
-            row[column] = (target / name).relative_to(target.parents[2]).as_posix()
-    return row
+def nichart_rows(real_data: Path) -> list[dict[str, str]]:
+    """The NiChart demo FLAIRs with their DLWMLS masks as the external rater (no gold)."""
+    folder = real_data / "nichart-demo"
+    if not folder.is_dir():
+        raise SystemExit(f"{folder}: not found; pass --real-data pointing at the shared real-data folder")
+    subjects = sorted(folder.glob("Subj*"), key=lambda p: int(p.name.removeprefix("Subj")))
+    return [{"subject": f"nichart-{s.name}", "dataset": "nichart", "scanner": "nichart",
+             "flair": str(s / "FLAIR.nii.gz"), "external_dlwmls": str(s / "dlwmls.nii.gz")} for s in subjects]
 
 
 def training_manifest(prepared_manifest: Path, labelled_manifest: Path, out: Path) -> Path:
-    """Every prepared scan, with the bronze and silver labels of the labelled ones (paths relative to ``out``'s folder).
-
-    The annotated real scans' bronze and silver cells are emptied: their only label in
-    training is the expert gold.
-    """
+    """Every prepared scan with the bronze and silver labels of the labelled ones (``labelled_manifest`` and ``out``
+    share a folder; paths relative to it)."""
     prepared = read_manifest(prepared_manifest)
     labelled = read_manifest(labelled_manifest)
     label_columns = [c for c in labelled.table.columns if c.startswith("bronze_") or c == "silver"]
     labels = {labelled.scan_id(row): {c: row[c] for c in label_columns} for row in labelled.rows()}
     rows = []
     for row in prepared.rows():
-        record = rebased_row(row, prepared.root, out.parent)  # every cell naming a file, native_* included
-        if row.get("dataset") != ANNOTATED_DATASET:
-            record.update(labels.get(prepared.scan_id(row), {}))
+        record = rebased_row(row, prepared.root, out.parent)
+        record.update(labels.get(prepared.scan_id(row), {}))
         rows.append(record)
     table = pd.DataFrame(rows, columns=list(prepared.table.columns) + label_columns).fillna("")
     write_manifest(table, out)
     log.info("training manifest %s: %d scans (%d with gold, %d with silver)", out, len(table),
              int((table["gold"] != "").sum()), int((table["silver"] != "").sum()))
     return out
+
+
+# --------------------------------------------------------------------------------------- training
+
+
+def _epochs(name: str, args: argparse.Namespace) -> int | None:
+    """The gold epochs of training set ``name``: the config's for ``all``, ``--loo-epochs`` for a left-out one."""
+    return None if name == "all" else args.loo_epochs
+
+
+def train(work: Path, name: str, config_name: str, manifest: Path, *, init_model: Path | None = None,
+          epochs: int | None = None) -> Path:
+    """``wmhkit train`` one run into ``WORK/runs/<name>`` (resumed when it exists); return its model folder.
+
+    ``epochs`` overrides the last stage's epochs (the shorter leave-one-out budget).
+    """
+    run = work / "runs" / name
+    if (run / "model" / "model.yaml").is_file():
+        return run / "model"
+    config = yaml.safe_load(resolve_config_path(config_name).read_text())
+    config["name"] = name
+    config["data"]["pad_shape"] = pad_shape(manifest, config["data"]["patch_size"])
+    if init_model is not None:
+        config.update(init="model", init_model=str(init_model))
+    if epochs is not None:
+        config["stages"][-1]["epochs"] = epochs
+    config_path = work / "configs" / f"{name}.yaml"
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    command = [sys.executable, "-m", "wmhkit", "train", str(config_path), "--manifest", str(manifest),
+               "--out", str(run), "--no-progress"]
+    if (run / "run.json").exists():
+        command.append("--resume")
+    log.info("train %s: %s (log %s)", name, " ".join(command[3:]), run.with_suffix(".log"))
+    started = time.perf_counter()
+    run.parent.mkdir(parents=True, exist_ok=True)
+    with open(run.with_suffix(".log"), "a") as output:  # one thread per run: --jobs runs share the cores
+        code = subprocess.call(command, stdout=output, stderr=subprocess.STDOUT,
+                               env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
+    if code != 0:
+        raise SystemExit(f"train {name} failed with exit code {code}: see {run.with_suffix('.log')}")
+    log.info("train %s: done in %.0f s", name, time.perf_counter() - started)
+    return run / "model"
+
+
+def pad_shape(manifest: Path, patch_size: int) -> list[int]:
+    """The smallest shape, in whole patches, that holds every prepared FLAIR of ``manifest``."""
+    table = read_manifest(manifest)
+    largest = np.zeros(3, int)
+    for row in table.rows():
+        largest = np.maximum(largest, load_image(table.path(row, "flair")).shape)
+    return [int(-(-size // patch_size) * patch_size) for size in largest]
+
+
+# ------------------------------------------------------------------------------------- validation
+
+
+def evaluate_loo(real_data: Path, work: Path, models: dict[str, Path]) -> dict[str, float]:
+    """Step 9: score each left-out model on its patient's scans; return the mean Dice per twin."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_clinical import collect_scans, extract_brain, prepare_options, run_model
+
+    out = work / "evaluation"
+    table_path = out / "loo.tsv"
+    rows = pd.read_csv(table_path, sep="\t").to_dict("records") if table_path.is_file() else []
+    done = {(row["scan"], row["model"]) for row in rows}
+    scans = collect_scans(real_data, ("lesjak-annotated", "lesjak-variants"), out, 0, None)
+    options = prepare_options(None)
+    brain_rows: list[dict] = []
+    for scan in scans:
+        patient = next(p for p in ANNOTATED_PATIENTS if p in scan.scan_id)
+        wanted = [twin for twin in ("m3sl", "baseline") if (scan.scan_id, twin) not in done]
+        if not wanted:
+            continue
+        _, brain_mask = extract_brain(scan, out / "work" / scan.scan_id, options, brain_rows)
+        for twin in wanted:
+            row, _ = run_model(scan, twin, models[f"{twin}-{patient}"], out / "work" / scan.scan_id, brain_mask)
+            rows.append({**row, "patient": patient})
+            pd.DataFrame(rows).to_csv(table_path, sep="\t", index=False)
+    table = pd.DataFrame(rows)
+    original = table[table["group"] == "lesjak-annotated"]
+    return {twin: float(original.loc[original["model"] == twin, "dice"].mean()) for twin in ("m3sl", "baseline")}
 
 
 def install_model(model_dir: Path, package_dir: Path) -> None:

@@ -42,7 +42,7 @@ from wmhkit.synth.anatomy import draw_anatomy
 from wmhkit.synth.fazekas import fazekas_grades
 from wmhkit.synth.head import draw_head
 from wmhkit.synth.lesions import generate_lesions, lesion_library_files, target_burden_ml
-from wmhkit.synth.scanners import SCANNER_PROFILES, scanner_profile
+from wmhkit.synth.scanners import RANDOM_PROFILE, SCANNER_PROFILES, random_profile, scanner_profile
 from wmhkit.synth.storage import save_scanner_image
 from wmhkit.synth.template import load_template
 
@@ -104,7 +104,8 @@ def synthesize_subject(
     seed
         Cohort seed.
     scanner
-        Profile name (``"A"`` … ``"E"``, see :mod:`wmhkit.synth.scanners`).
+        Profile name (``"A"`` … ``"E"``, or ``"R"``: a scanner drawn for this subject; see
+        :mod:`wmhkit.synth.scanners`).
     with_head
         Draw scalp, skull and CSF shell for profiles that are not skull-stripped.
     lesion_library
@@ -122,7 +123,8 @@ def synthesize_subject(
     """
     if index < 1:
         raise ValueError(f"subject index must be ≥ 1, got {index}")
-    profile = scanner_profile(scanner)
+    profile = (random_profile(np.random.default_rng([int(seed), int(index), 1]))
+               if scanner == RANDOM_PROFILE else scanner_profile(scanner))
     library = lesion_library_files(lesion_library) if lesion_library is not None else ()
     out_dir = Path(out_dir)
     streams = subject_streams(seed, index)
@@ -151,6 +153,7 @@ def synthesize_subject(
             "resolution_mm": float(resolution_mm), "anatomy": anatomy.as_dict(),
             "head": asdict(head_geometry) if head is not None else None,
             "lesions": lesions.parameters, "template_files": [p.name for p in template.files],
+            **({"drawn_profile": asdict(profile)} if scanner == RANDOM_PROFILE else {}),
         },
         seed=int(seed),
         extra={"gold_volume_ml": round(volume_ml, 4), "fazekas_pv": grades.periventricular,
@@ -198,7 +201,8 @@ def synthesize_cohort(
     if not scanners:
         raise InputError(None, "no scanner profile given", f"name one or more of {', '.join(sorted(SCANNER_PROFILES))}")
     for name in scanners:
-        scanner_profile(name)
+        if name != RANDOM_PROFILE:
+            scanner_profile(name)
     if lesion_library is not None:
         lesion_library_files(lesion_library)
     out_dir = Path(out_dir)

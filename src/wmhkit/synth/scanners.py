@@ -8,7 +8,15 @@ B        2D axial FLAIR          0.9×0.9×3   LPS           uint16   4 %    0.1
 C        2D FLAIR, AC-PC tilt    0.9×0.9×5   RAS, 15°      int16    5 %    0.20   yes   no
 D        3D FLAIR, fat-sat       1×1×1.2     LPS           uint8    4 %    0.12   yes   yes
 E        2D FLAIR, tilted        1×1×4       LPS, 12°+8°   float32  6 %    0.25   yes   no
+R        drawn per subject       see below   RAS or LPS    any      2–7 %  0.05–  3/4   1/5
+                                                                         0.30
 =======  ======================  ==========  ============  =======  =====  =====  ====  =====
+
+``R`` (:func:`random_profile`) is domain randomisation for training data: each
+subject gets its own scanner, 3D (0.8–1.2 mm voxels, slices up to 1.5 mm) in
+two of five, otherwise 2D with 0.45–1.2 mm in-plane and 2–8 mm slices, tilted
+up to 15°, with its own FLAIR contrast (GM/WM 1.05–1.45, CSF 3–25 % of WM,
+periventricular rim 0.15–0.5, lesion +0.5–1.3), noise, bias and storage.
 
 Noise is Rician with sigma given as a fraction of the WM signal; bias is the
 rms of the log of a smooth multiplicative field. Profile A stands for a
@@ -21,6 +29,8 @@ The T1 is written on the FLAIR grid (like the MICCAI 2017 WMH challenge's
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
+import numpy as np
 
 from wmhkit.errors import InputError
 from wmhkit.synth.contrast import FLAIR, T1, TissueContrast
@@ -108,8 +118,40 @@ SCANNER_PROFILES: dict[str, ScannerProfile] = {
 }
 
 
+#: Name of the per-subject randomised profile (:func:`random_profile`).
+RANDOM_PROFILE = "R"
+#: Stored WM level of each on-disk data type (room for bright lesions below the type's maximum).
+_WM_LEVELS = {"float32": (0.5, 1500.0), "uint16": (300.0, 2500.0), "int16": (200.0, 1200.0), "uint8": (60.0, 100.0)}
+
+
+def random_profile(rng: np.random.Generator) -> ScannerProfile:
+    """A scanner drawn at random (profile ``R``: see the module docstring for the ranges)."""
+    two_d = bool(rng.random() < 0.6)
+    if two_d:
+        in_plane = float(rng.uniform(0.45, 1.2))
+        spacing = (in_plane, in_plane, float(rng.uniform(2.0, 8.0)))
+        oblique = tuple(float(a) for a in rng.uniform(-15.0, 15.0, 3) * (rng.random(3) < 0.5))
+        fov = (230.0, 230.0, float(rng.uniform(140.0, 160.0)))
+    else:
+        spacing = (float(rng.uniform(0.8, 1.2)), float(rng.uniform(0.8, 1.2)), float(rng.uniform(0.8, 1.5)))
+        oblique = (0.0, 0.0, 0.0)
+        fov = (196.0, 236.0, 190.0)
+    dtype = str(rng.choice(list(_WM_LEVELS)))
+    low, high = _WM_LEVELS[dtype]
+    flair = TissueContrast(gm=float(rng.uniform(1.05, 1.45)), csf=float(rng.uniform(0.03, 0.25)),
+                           rim=float(rng.uniform(0.15, 0.5)), lesion=float(rng.uniform(0.5, 1.3)))
+    fat_suppressed = bool(rng.random() < 0.2)
+    return ScannerProfile(
+        RANDOM_PROFILE, "randomised scanner (domain randomisation)", spacing, two_d, str(rng.choice(["RAS", "LPS"])),
+        oblique, fov, dtype, float(rng.uniform(low, high)), float(rng.uniform(0.02, 0.07)),
+        float(rng.uniform(0.05, 0.30)), flair.fat_suppressed() if fat_suppressed else flair,
+        replace(T1, gm=float(rng.uniform(0.55, 0.75))), fat_suppressed=fat_suppressed,
+        skull_stripped=bool(rng.random() < 0.25),
+    )
+
+
 def scanner_profile(name: str) -> ScannerProfile:
-    """The profile called ``name`` (``"A"`` … ``"E"``).
+    """The profile called ``name`` (``"A"`` … ``"E"``; ``"R"`` is drawn per subject by :func:`random_profile`).
 
     Raises
     ------
