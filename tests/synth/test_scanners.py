@@ -51,3 +51,20 @@ def test_stored_values_round_and_clip_to_the_dtype():
 def test_unknown_profile_names_the_known_ones():
     with pytest.raises(InputError, match="A, B, C, D, E"):
         scanner_profile("Z")
+
+
+def test_random_profiles_span_the_clinical_range_and_repeat_per_seed():
+    from wmhkit.synth.scanners import random_profile
+
+    profiles = [random_profile(np.random.default_rng([0, index, 1])) for index in range(200)]
+    assert random_profile(np.random.default_rng([0, 5, 1])) == profiles[5]
+    two_d = [p for p in profiles if p.two_d]
+    assert 0.4 < len(two_d) / len(profiles) < 0.8
+    in_plane = np.array([p.spacing_mm[0] for p in two_d])
+    slices = np.array([p.spacing_mm[2] for p in two_d])
+    assert in_plane.min() < 0.55 and in_plane.max() > 1.1 and slices.min() < 2.5 and slices.max() > 7.5
+    assert all(max(p.spacing_mm) <= 1.5 for p in profiles if not p.two_d)
+    assert {p.dtype for p in profiles} == {"float32", "uint16", "int16", "uint8"}
+    assert {p.orientation for p in profiles} == {"RAS", "LPS"}
+    assert 0 < sum(p.fat_suppressed for p in profiles) < 100 and 0 < sum(p.skull_stripped for p in profiles) < 100
+    assert all(p.flair.gm > 1.0 and p.flair.csf < 0.3 and p.flair.lesion > 0 for p in profiles)
