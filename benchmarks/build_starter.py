@@ -81,6 +81,10 @@ TRAIN_VARIANTS: dict[str, tuple[tuple[float, float, float], bool]] = {
     "0.5x0.5x7-stripped": ((0.5, 0.5, 7.0), False),
     "0.9x0.9x4-head": ((0.9, 0.9, 4.0), True),
 }
+#: The two models trained on every training set: M3SL (from the pretrained weights) and its baseline twin.
+TWINS = ("m3sl", "baseline")
+#: Test phantoms of the fixed profiles A–E (never trained on) scored by :func:`evaluate_final`.
+PHANTOM_TESTS = 10
 #: Files copied from a model folder into the package (the model folder contract).
 MODEL_FILES = ("model.yaml", "provenance.json")
 #: Prepare options of every training scan: the working grid the shipped model declares.
@@ -117,13 +121,16 @@ def main(argv: list[str] | None = None) -> int:
                                                                 epochs=_epochs(n, args)), name)
                     for name in sets}
         models = {name: future.result() for name, future in futures.items()}
+    sys.path.insert(0, str(Path(__file__).parent))  # bench_clinical: the scoring of the real validation
     if args.skip_loo:
         chosen = "m3sl"
     else:
         scores = evaluate_loo(real_data, work, models)
-        chosen = max(("m3sl", "baseline"), key=lambda twin: scores[twin])
+        chosen = max(TWINS, key=lambda twin: scores[twin])
         log.info("mean leave-one-out Dice: m3sl %.3f, baseline %.3f; shipping %s",
                  scores["m3sl"], scores["baseline"], chosen)
+    evaluate_final(real_data, work, models, args.seed)
+    print(summarise(work))
     if not args.no_install:
         install_model(models[f"{chosen}-all"], STARTER_DIR)
     return 0
@@ -311,29 +318,96 @@ def pad_shape(manifest: Path, patch_size: int) -> list[int]:
 
 def evaluate_loo(real_data: Path, work: Path, models: dict[str, Path]) -> dict[str, float]:
     """Step 9: score each left-out model on its patient's scans; return the mean Dice per twin."""
-    sys.path.insert(0, str(Path(__file__).parent))
+    table = score_models(real_data, work / "evaluation" / "loo.tsv", ("lesjak-annotated", "lesjak-variants"),
+                         lambda scan, twin: models[f"{twin}-{_patient(scan.scan_id)}"])
+    original = table[table["group"] == "lesjak-annotated"]
+    return {twin: float(original.loc[original["model"] == twin, "dice"].mean()) for twin in TWINS}
+
+
+def evaluate_final(real_data: Path, work: Path, models: dict[str, Path], seed: int) -> pd.DataFrame:
+    """Step 11: the final twins on the NiChart scans (against DLWMLS) and on unseen-profile phantoms.
+
+    The phantoms: ``wmhkit synth`` subjects of the fixed profiles A–E (the models trained on
+    randomised profiles only) with another seed, their true brain masks given.
+    """
+    phantoms = work / "evaluation" / "phantoms"
+    if not (phantoms / "manifest.tsv").is_file():
+        _run(["synth", "--out", str(phantoms), "--subjects", str(PHANTOM_TESTS), "--seed", str(seed + 999),
+              "--with-brain-mask"], "synth test phantoms")
+    return score_models(real_data, work / "evaluation" / "final.tsv", ("nichart",),
+                        lambda scan, twin: models[f"{twin}-all"], extra_scans=phantom_scans(phantoms))
+
+
+def phantom_scans(folder: Path) -> list:
+    """The test phantoms of ``folder/manifest.tsv`` as ``bench_clinical`` scans (truth as reference)."""
+    from bench_clinical import Scan
+
+    manifest = read_manifest(folder / "manifest.tsv")
+    return [Scan(f"phantom-{row['subject']}-{row['scanner']}", "phantoms-unseen", manifest.path(row, "flair"),
+                 manifest.path(row, "gold"), "truth") for row in manifest.rows()]
+
+
+def score_models(real_data: Path, table_path: Path, groups: tuple[str, ...], model_of, extra_scans=()) -> pd.DataFrame:
+    """Predict each scan of ``groups`` (+ ``extra_scans``) with both twins (``model_of(scan, twin)``) and score it.
+
+    Brain masks are extracted once per scan (HD-BET, as ``predict`` does; a phantom's
+    true brain mask is used when it has one) and reused by every model; rows are
+    appended to ``table_path`` as they come, so a rerun continues.
+    """
     from bench_clinical import collect_scans, extract_brain, prepare_options, run_model
 
-    out = work / "evaluation"
-    table_path = out / "loo.tsv"
+    out = table_path.parent
     rows = pd.read_csv(table_path, sep="\t").to_dict("records") if table_path.is_file() else []
     done = {(row["scan"], row["model"]) for row in rows}
-    scans = collect_scans(real_data, ("lesjak-annotated", "lesjak-variants"), out, 0, None)
     options = prepare_options(None)
     brain_rows: list[dict] = []
-    for scan in scans:
-        patient = next(p for p in ANNOTATED_PATIENTS if p in scan.scan_id)
-        wanted = [twin for twin in ("m3sl", "baseline") if (scan.scan_id, twin) not in done]
+    for scan in [*collect_scans(real_data, groups, out, 0, None), *extra_scans]:
+        wanted = [twin for twin in TWINS if (scan.scan_id, twin) not in done]
         if not wanted:
             continue
-        _, brain_mask = extract_brain(scan, out / "work" / scan.scan_id, options, brain_rows)
+        true_mask = scan.flair.parent / scan.flair.name.replace("_FLAIR", "_brainmask")
+        brain_mask = (load_mask(true_mask) if scan.group == "phantoms-unseen" else
+                      extract_brain(scan, out / "work" / scan.scan_id, options, brain_rows)[1])
         for twin in wanted:
-            row, _ = run_model(scan, twin, models[f"{twin}-{patient}"], out / "work" / scan.scan_id, brain_mask)
-            rows.append({**row, "patient": patient})
+            row, _ = run_model(scan, twin, model_of(scan, twin), out / "work" / scan.scan_id, brain_mask)
+            rows.append(row)
             pd.DataFrame(rows).to_csv(table_path, sep="\t", index=False)
-    table = pd.DataFrame(rows)
-    original = table[table["group"] == "lesjak-annotated"]
-    return {twin: float(original.loc[original["model"] == twin, "dice"].mean()) for twin in ("m3sl", "baseline")}
+    return pd.DataFrame(rows)
+
+
+def summarise(work: Path) -> str:
+    """Step 12: ``WORK/evaluation/summary.md``: every figure of the model card, per twin."""
+    from scipy import stats
+
+    from wmhkit.metrics.volume import icc_2_1
+
+    loo = pd.read_csv(work / "evaluation" / "loo.tsv", sep="\t")
+    final = pd.read_csv(work / "evaluation" / "final.tsv", sep="\t")
+    loo["set"] = np.where(loo["group"] == "lesjak-annotated", "Lesjak leave-one-out (3 scans)",
+                          "Lesjak leave-one-out, clinical degradations (12 scans)")
+    final["set"] = np.where(final["group"] == "nichart", "NiChart vs DLWMLS (23 scans, a tool, not truth)",
+                            f"phantoms of unseen profiles A–E ({PHANTOM_TESTS} scans)")
+    table = pd.concat([loo, final], ignore_index=True)
+    lines = ["| set | twin | Dice | lesion F1 | AVD % | HD95 mm | volume ICC(2,1) [95 % CI] |",
+             "|---|---|---|---|---|---|---|"]
+    for (name, twin), rows in table.groupby(["set", "model"], sort=False):
+        icc = icc_2_1(rows["vol_gold_ml"].to_numpy(), rows["vol_pred_ml"].to_numpy()) if len(rows) > 2 else None
+        lines.append(f"| {name} | {twin} | {rows['dice'].mean():.3f} | {rows['lesion_f1'].mean():.3f} | "
+                     f"{rows['avd_pct'].median():.0f} (median) | {rows['hd95_mm'].median():.1f} (median) | "
+                     + (f"{icc.icc:.2f} [{icc.ci_low:.2f}, {icc.ci_high:.2f}] |" if icc else "– |"))
+    real = table[table["group"] != "phantoms-unseen"].pivot_table(index="scan", columns="model", values="dice")
+    difference = real["m3sl"] - real["baseline"]
+    test = stats.ttest_rel(real["m3sl"], real["baseline"])
+    lines += ["", f"M3SL − baseline Dice over the {len(real)} real scans (Lesjak leave-one-out and its degradations, "
+              f"NiChart vs DLWMLS): mean {difference.mean():+.3f} (SD {difference.std():.3f}), paired t-test "
+              f"t = {test.statistic:.2f}, p = {test.pvalue:.3g}."]
+    text = "\n".join(lines) + "\n"
+    (work / "evaluation" / "summary.md").write_text(text)
+    return text
+
+
+def _patient(scan_id: str) -> str:
+    return next(p for p in ANNOTATED_PATIENTS if p in scan_id)
 
 
 def install_model(model_dir: Path, package_dir: Path) -> None:
