@@ -351,7 +351,7 @@ def score_models(real_data: Path, table_path: Path, groups: tuple[str, ...], mod
     """Predict each scan of ``groups`` (+ ``extra_scans``) with both twins (``model_of(scan, twin)``) and score it.
 
     Brain masks are extracted once per scan (HD-BET, as ``predict`` does; a phantom's
-    true brain mask is used when it has one) and reused by every model; rows are
+    true brain mask is used) and reused by every model and rerun; rows are
     appended to ``table_path`` as they come, so a rerun continues.
     """
     from bench_clinical import collect_scans, extract_brain, prepare_options, run_model
@@ -360,14 +360,11 @@ def score_models(real_data: Path, table_path: Path, groups: tuple[str, ...], mod
     rows = pd.read_csv(table_path, sep="\t").to_dict("records") if table_path.is_file() else []
     done = {(row["scan"], row["model"]) for row in rows}
     options = prepare_options(None)
-    brain_rows: list[dict] = []
     for scan in [*collect_scans(real_data, groups, out, 0, None), *extra_scans]:
         wanted = [twin for twin in TWINS if (scan.scan_id, twin) not in done]
         if not wanted:
             continue
-        true_mask = scan.flair.parent / scan.flair.name.replace("_FLAIR", "_brainmask")
-        brain_mask = (load_mask(true_mask) if scan.group == "phantoms-unseen" else
-                      extract_brain(scan, out / "work" / scan.scan_id, options, brain_rows)[1])
+        brain_mask = _brain_mask(scan, out / "work" / scan.scan_id, lambda s, w: extract_brain(s, w, options, [])[1])
         for twin in wanted:
             row, _ = run_model(scan, twin, model_of(scan, twin), out / "work" / scan.scan_id, brain_mask)
             rows.append(row)
@@ -404,6 +401,15 @@ def summarise(work: Path) -> str:
     text = "\n".join(lines) + "\n"
     (work / "evaluation" / "summary.md").write_text(text)
     return text
+
+
+def _brain_mask(scan, work: Path, extract):
+    """A phantom's true brain mask, else the native-grid mask ``extract(scan, work)`` made before (kept in
+    ``work/brain_mask.nii.gz``, the cache of ``bench_clinical.extract_brain``), else a new one."""
+    if scan.group == "phantoms-unseen":
+        return load_mask(scan.flair.parent / scan.flair.name.replace("_FLAIR", "_brainmask"))
+    cached = work / "brain_mask.nii.gz"
+    return load_mask(cached) if cached.is_file() else extract(scan, work)
 
 
 def _patient(scan_id: str) -> str:
