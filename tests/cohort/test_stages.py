@@ -70,3 +70,29 @@ def test_prepare_with_n4_is_byte_identical_whatever_the_itk_threads_per_worker(t
     prepare_manifest(manifest, tmp_path / "one", options=options, threads_per_worker=1)
     prepare_manifest(manifest, tmp_path / "three", options=options, threads_per_worker=3)
     assert _files(tmp_path / "one") == _files(tmp_path / "three")
+
+
+def _staple_on_random_raters() -> tuple[bytes, bytes]:
+    import gc
+
+    import numpy as np
+
+    from wmhkit.fusion.staple import staple
+
+    rng = np.random.default_rng(0)
+    truth = rng.random((40, 40, 40)) < 0.05
+    raters = [truth ^ (rng.random(truth.shape) < rate) for rate in (0.01, 0.02, 0.05)]
+    result = staple(raters, np.ones(truth.shape, bool))
+    gc.collect()
+    np.ones(10**7)  # reuse freed memory: a view of a collected image would change here
+    return result.probability.tobytes(), result.mask.tobytes()
+
+
+def test_staple_gives_the_same_maps_on_a_dask_worker(dask_scheduler):
+    from distributed import Client
+
+    in_process = _staple_on_random_raters()
+    with Client(dask_scheduler) as client:
+        on_worker = client.submit(_staple_on_random_raters, pure=False).result()
+    assert on_worker == in_process
+    assert any(in_process[1])  # the consensus marks lesion voxels

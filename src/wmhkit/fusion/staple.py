@@ -127,7 +127,9 @@ def staple(
     estimator.SetConfidenceWeight(confidence_weight)
     estimator.SetMaximumIterations(max_iterations)
     estimator.SetNumberOfThreads(1)
-    weights = sitk.GetArrayViewFromImage(estimator.Execute(images)).reshape(-1)
+    # A copy, not a view: a view of the unnamed result image reads freed memory once it is collected
+    # (all-zero silver maps on Dask workers).
+    weights = sitk.GetArrayFromImage(estimator.Execute(images)).reshape(-1)
     # The EM's sums over a million voxels come out a few 1e-10 apart between processes (the
     # vectorised code path depends on buffer alignment, and on the thread split when threaded);
     # rounded to DECIMALS, equal inputs give byte-identical maps and sidecars. Every voxel with
