@@ -16,7 +16,7 @@ Per width, the inference of the three planes plus fusion is timed (wall and CPU
 seconds, since on shared cores wall time measures the neighbours) for each
 variant, back to back in one process: ``old`` (float32, contiguous memory
 format: the path before this benchmark's variants), and
-:func:`wmhkit.infer.predict.segment_2_5d` (channels-last networks and inputs)
+:func:`wmhkit.models.predictors.segment_2_5d` (channels-last networks and inputs)
 with ``precision`` ``float32`` and ``bfloat16``. Each variant's
 fused probability is compared with ``old`` (max abs difference, Dice of the
 masks). Then the whole default ``predict_scans`` run (prepare with the model's
@@ -40,9 +40,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from wmhkit.infer.model_folder import load_model, save_model_folder
-from wmhkit.infer.predict import predict_scans, segment_2_5d
+from wmhkit.infer.predict import predict_scans
 from wmhkit.io.nifti import load_image, load_mask
+from wmhkit.models.folder import load_model, write_model_folder
+from wmhkit.models.predictors import segment_2_5d
 from wmhkit.nn.plane_fusion import fuse_probabilities
 from wmhkit.nn.planes import predict_plane
 from wmhkit.nn.vgg_unet import VGG16UNet
@@ -59,7 +60,7 @@ def write_model(folder: Path, width: float) -> Path:
     networks = {plane: VGG16UNet(width=width) for plane in PLANES}
     record = {"kind": "segmentation-2.5d", "network": networks["axial"].network_spec(), "planes": list(PLANES),
               "fusion": "mean", "threshold": 0.5, "prepare": {"qc_png": False}, "trained_on": "benchmark (random)"}
-    save_model_folder(folder, record, {p: n.state_dict() for p, n in networks.items()}, {"seed": 0})
+    write_model_folder(folder, record, {p: n.state_dict() for p, n in networks.items()}, {"seed": 0})
     return folder
 
 

@@ -48,29 +48,19 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from wmhkit.infer.model_folder import load_model
-from wmhkit.infer.volume import (
-    VolumeModel,
-    load_volume_model,
-    predict_scans,
-    predict_volume,
-    score_segmentation_scans,
-    segmentation_scorer,
-)
+from wmhkit.infer.volume import predict_scans, score_segmentation_scans, segmentation_scorer
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import Manifest, read_manifest
 from wmhkit.io.nifti import load_image, load_mask
+from wmhkit.models.folder import load_model
+from wmhkit.models.predict_gp_unet import VolumeModel, load_volume_model, predict_volume
 from wmhkit.preprocess.pipeline import PrepareOptions, prepare_manifest
 from wmhkit.stats.tables import write_csv, write_tables
 from wmhkit.stats.volume_models import agreement_table, confounder_table, seed_summary
 from wmhkit.synth.cohort import synthesize_cohort
 from wmhkit.train.config import resolve_config_path
 from wmhkit.train.export import prepare_parameters
-from wmhkit.train.volume import (
-    assign_splits,
-    select_scans,
-    train_volume,
-)
+from wmhkit.train.volume import assign_splits, select_scans, train_volume
 from wmhkit.train.volume_config import VolumeConfig, load_volume_config
 
 TRAIN_SCANNERS = ("A", "B", "C")

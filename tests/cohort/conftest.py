@@ -64,7 +64,7 @@ def tiny_model(tmp_path_factory) -> Path:
     """A 2.5D model folder with three 1/16-width VGG16 U-Nets, randomly initialised (seed 0), fast preparation."""
     import torch
 
-    from wmhkit.infer.model_folder import save_model_folder
+    from wmhkit.models.folder import write_model_folder
     from wmhkit.nn.vgg_unet import VGG16UNet
 
     planes = ("axial", "sagittal", "coronal")
@@ -74,7 +74,7 @@ def tiny_model(tmp_path_factory) -> Path:
               "fusion": "mean", "threshold": 0.5, "prepare": {"n4": False, "qc_png": False, "crop_margin_mm": 4.0},
               "wmhkit_version": "0.1.0", "trained_on": "nothing (random initialisation, seed 0)"}
     folder = tmp_path_factory.mktemp("cohort_model") / "tiny"
-    save_model_folder(folder, record, weights, {"seed": 0, "config_hash": "test"})
+    write_model_folder(folder, record, weights, {"seed": 0, "config_hash": "test"})
     return folder
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from wmhkit.infer.model_folder import save_model_folder
+from wmhkit.models.folder import write_model_folder
 from wmhkit.nn.vgg_unet import VGG16UNet
 
 PLANES = ("axial", "sagittal", "coronal")
@@ -39,7 +39,7 @@ def write_tiny_model(folder: Path, seed: int = 0, **overrides: object) -> Path:
     """A model folder whose three plane networks are randomly initialised from ``seed``."""
     torch.manual_seed(seed)
     weights = {plane: VGG16UNet(width=1 / 16).state_dict() for plane in PLANES}
-    save_model_folder(folder, tiny_model_record(**overrides), weights, {"seed": seed, "config_hash": "test"})
+    write_model_folder(folder, tiny_model_record(**overrides), weights, {"seed": seed, "config_hash": "test"})
     return folder
 
 

@@ -12,9 +12,7 @@ import torch
 import yaml
 
 from wmhkit.errors import InputError
-from wmhkit.infer.model_folder import (
-    load_model, model_hash, read_model_spec, resolve_device, weights_path,
-)
+from wmhkit.models.folder import load_model, model_hash, read_model_spec, resolve_device, weights_path
 from wmhkit.nn.vgg_unet import VGG16UNet
 from wmhkit.preprocess.bias import N4Settings
 from wmhkit.preprocess.pipeline import PrepareOptions
@@ -73,7 +71,7 @@ def test_missing_folder_and_bad_yaml_are_clear(make_model: Callable[..., Path], 
     with pytest.raises(InputError, match="not readable YAML"):
         read_model_spec(folder)
     with pytest.raises(InputError, match="kind"):
-        make_model("invalid", kind="volume-ish")  # save_model_folder validates too
+        make_model("invalid", kind="volume-ish")  # write_model_folder validates too
 
 
 class _Payload:

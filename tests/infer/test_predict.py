@@ -227,7 +227,7 @@ def test_invalid_runs_are_refused_before_any_work(tiny_model: Path, write_scan: 
 def test_volume_models_write_the_same_outputs_plus_attention(write_scan: WriteScan, tmp_path: Path) -> None:
     import torch
 
-    from wmhkit.infer.model_folder import save_model_folder
+    from wmhkit.models.folder import write_model_folder
     from wmhkit.nn.gp_unet import GPUNet
 
     kind = "volume"
@@ -237,7 +237,7 @@ def test_volume_models_write_the_same_outputs_plus_attention(write_scan: WriteSc
               "prepare": {"n4": False, "qc_png": False}, "box": {"shape": [16, 16, 16], "spacing_mm": None},
               "target": {"labels": "volume"}}
     model = tmp_path / "gp"
-    save_model_folder(model, record, {"model": network.state_dict()}, {"seed": 0})
+    write_model_folder(model, record, {"model": network.state_dict()}, {"seed": 0})
     data = tmp_path / "data"
     result = predict_scans(model, [_manifest(data, _scan_rows(data, write_scan, {"s": "LPS"}))], tmp_path / "out")
     assert result.failures == []

@@ -10,11 +10,11 @@ import pytest
 
 from wmhkit.errors import InputError
 from wmhkit.infer import starter
-from wmhkit.infer.model_folder import read_model_spec
 from wmhkit.infer.predict import predict_scans
 from wmhkit.infer.starter import starter_model_dir
 from wmhkit.io.nifti import load_mask
 from wmhkit.metrics.segmentation import dice
+from wmhkit.models.folder import read_model_spec
 from wmhkit.synth.cohort import synthesize_subject
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
@@ -73,8 +73,8 @@ def test_starter_model_on_a_real_annotated_scan(tmp_path: Path) -> None:
 
 
 def test_the_bundled_model_names_no_path_of_the_machine_that_built_it():
-    from wmhkit.infer.model_folder import read_model_spec
     from wmhkit.infer.starter import starter_model_dir
+    from wmhkit.models.folder import read_model_spec
 
     trained_on = read_model_spec(starter_model_dir()).record["trained_on"]
     assert "/" not in trained_on.replace("see MODEL_CARD.md", "") and "MODEL_CARD.md" in trained_on

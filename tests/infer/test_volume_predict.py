@@ -12,38 +12,30 @@ import torch
 
 from wmhkit.cohort.records import record_path
 from wmhkit.errors import InputError
-from wmhkit.infer.model_folder import load_model
-from wmhkit.infer.predict import CSV_COLUMNS, predict_manifest, segment_2_5d
-from wmhkit.infer.volume import (
-    SCAN_COLUMNS,
-    class_probabilities,
-    load_volume_model,
-    predict_gp_unet,
-    predict_scans,
-    predict_severity,
-    predict_volume,
-    predicted_class,
-    run_box,
-    score_segmentation_scans,
-    segmentation_scorer,
-    volume_matched_segmentation,
-)
+from wmhkit.infer.predict import CSV_COLUMNS, predict_manifest
+from wmhkit.infer.volume import SCAN_COLUMNS, predict_scans, score_segmentation_scans, segmentation_scorer
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import write_manifest
 from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
 from wmhkit.io.provenance import sidecar_path, validate_sidecar
 from wmhkit.metrics.volume_eval import TISSUE_COLUMNS
+from wmhkit.models.box import BoxSpec, box_scan
+from wmhkit.models.folder import load_model
+from wmhkit.models.predictors import segment_2_5d
+from wmhkit.models.predict_gp_unet import (
+    class_probabilities,
+    load_volume_model,
+    predict_gp_unet,
+    predict_severity,
+    predict_volume,
+    predicted_class,
+    run_box,
+    volume_matched_segmentation,
+)
 from wmhkit.preprocess.pipeline import PrepareOptions
 from wmhkit.stats.tables import read_table
-from wmhkit.train.volume import (
-    Targets,
-    VolumeLoss,
-    build_model,
-    evaluate_loss,
-    export_volume_model,
-)
+from wmhkit.train.volume import Targets, VolumeLoss, build_model, evaluate_loss, export_volume_model
 from wmhkit.train.volume_config import parse_volume_config
-from wmhkit.train.volume_data import BoxSpec, box_scan
 
 SHAPE = (20, 18, 10)
 AFFINE = np.diag([2.0, 2.0, 3.0, 1.0])

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from wmhkit.errors import InputError
-from wmhkit.infer.model_folder import read_model_spec, save_model_folder
 from wmhkit.infer.predict import predict_scans
 from wmhkit.io.image import Image
 from wmhkit.io.nifti import load_image, save_image, save_mask
+from wmhkit.models.folder import read_model_spec, write_model_folder
 from wmhkit.nn.vgg_unet import VGG16UNet
 
 PLANES = ("axial", "sagittal", "coronal")
@@ -56,7 +56,7 @@ def _model(folder: Path, prepare: dict, planes: tuple[str, ...] = PLANES, **reco
         "fusion": "mean", "threshold": 0.5,
         "prepare": {"n4": False, "qc_png": False, "crop_margin_mm": 8.0, **prepare}, **record,
     }
-    save_model_folder(folder, description, {plane: weights[plane] for plane in planes}, {"seed": 0})
+    write_model_folder(folder, description, {plane: weights[plane] for plane in planes}, {"seed": 0})
     return folder
 
 

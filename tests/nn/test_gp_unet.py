@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wmhkit.nn.gp_unet import GPUNet, build_network
+from wmhkit.models.networks import build_network
+from wmhkit.nn.gp_unet import GPUNet
 
 SHAPE = (8, 8, 4)
 
@@ -140,7 +141,7 @@ def test_build_network_round_trips_the_spec() -> None:
 
 
 @pytest.mark.parametrize("spec, message", [
-    ({"name": "vgg16_unet"}, "network name"),
+    ({"name": "gp-unet"}, "unknown network"),
     ({"name": "gp_unet", "depth": 3}, "unknown gp_unet arguments"),
     ({"name": "gp_unet", "levels": 4}, "levels"),
     ({"name": "gp_unet", "head": "voxel", "ordinal_levels": 3}, "ordinal_levels"),

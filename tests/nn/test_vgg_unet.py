@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from wmhkit.nn.vgg_unet import CONV_NAMES, VGG16UNet, build_network
+from wmhkit.models.networks import build_network
+from wmhkit.nn.vgg_unet import CONV_NAMES, VGG16UNet
 
 VGG16_WIDTHS = [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
 

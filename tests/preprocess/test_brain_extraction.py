@@ -12,13 +12,17 @@ from scipy import ndimage
 
 from wmhkit.cli import main
 from wmhkit.errors import MaskError
-from wmhkit.infer.model_folder import read_model_spec
 from wmhkit.infer.starter import starter_model_dir
 from wmhkit.io.image import Image
 from wmhkit.io.nifti import load_image, load_mask
+from wmhkit.models.folder import read_model_spec
 from wmhkit.preprocess import hdbet
 from wmhkit.preprocess.brain_extraction import (
-    BRAIN_EXTRACTORS, extract_brain, fallback_method, register_brain_extractor, stripped_foreground,
+    BRAIN_EXTRACTORS,
+    extract_brain,
+    fallback_method,
+    register_brain_extractor,
+    stripped_foreground,
 )
 from wmhkit.preprocess.orientation import to_canonical
 from wmhkit.preprocess.pipeline import PrepareOptions

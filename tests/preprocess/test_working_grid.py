@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from wmhkit.cli import main
-from wmhkit.infer.model_folder import DEFAULT_PLANES, KIND_2_5D, ModelSpec
 from wmhkit.io.image import Image
 from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
+from wmhkit.models.folder import DEFAULT_PLANES, KIND_2_5D, ModelSpec
 from wmhkit.preprocess.crop import VoxelBox
 from wmhkit.preprocess.geometry import NativeGeometry, load_native_geometry, to_native
 from wmhkit.preprocess.orientation import to_canonical

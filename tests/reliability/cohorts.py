@@ -83,7 +83,7 @@ def write_random_model(folder: Path, seed: int = 0) -> Path:
     """A 2.5D model folder (three 1/16-width VGG16 U-Nets) with seeded random weights."""
     import torch
 
-    from wmhkit.infer.model_folder import save_model_folder
+    from wmhkit.models.folder import write_model_folder
     from wmhkit.nn.vgg_unet import VGG16UNet
 
     planes = ("axial", "sagittal", "coronal")
@@ -94,7 +94,7 @@ def write_random_model(folder: Path, seed: int = 0) -> Path:
         "fusion": "mean", "threshold": 0.5, "prepare": {"n4": False, "qc_png": False, "crop_margin_mm": 4.0},
         "wmhkit_version": "0.1.0", "trained_on": f"nothing (random initialisation, seed {seed})",
     }
-    save_model_folder(folder, record, weights, {"seed": seed, "config_hash": "reliability"})
+    write_model_folder(folder, record, weights, {"seed": seed, "config_hash": "reliability"})
     return folder
 
 

@@ -12,18 +12,18 @@ import yaml
 
 from wmhkit.cli import main
 from wmhkit.errors import ManifestError, OutputError
-from wmhkit.train.checkpoint import CheckpointError
-from wmhkit.infer.model_folder import read_model_spec
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import write_manifest
 from wmhkit.io.nifti import save_image, save_mask
+from wmhkit.models.box import BoxScan, decode_volume, encode_volume
+from wmhkit.models.folder import read_model_spec
 from wmhkit.preprocess.pipeline import PrepareOptions, prepare_manifest
+from wmhkit.train import loop as training_loop
 from wmhkit.train import volume as volume_trainer
-from wmhkit.train.checkpoint import config_hash
+from wmhkit.train.checkpoint import CheckpointError, config_hash
 from wmhkit.train.config import ConfigError, resolve_config_path
 from wmhkit.train.volume import Targets, assign_splits, train_seed, train_volume
 from wmhkit.train.volume_config import load_volume_config, parse_volume_config
-from wmhkit.train.volume_data import BoxScan, decode_volume, encode_volume
 
 TINY = {"box": {"shape": [8, 8, 4], "spacing_mm": None}, "network": {"base_channels": 2},
         "epochs": 1, "device": "cpu", "threads": 1, "split": {"stratify": None}}
@@ -135,7 +135,7 @@ def _toy_run(folder: Path, epochs: int, **overrides: object) -> tuple[torch.nn.M
     boxes, targets = _toy_boxes()
     splits = {s: ("val" if i % 4 == 0 else "train") for i, s in enumerate(sorted(boxes))}
     return train_seed(config, 0, boxes, targets, splits, folder, resume=True, device=torch.device("cpu"),
-                      digest=config_hash(config.hashed_dict()))
+                      digest=config_hash(config.identity()))
 
 
 def test_volume_targets_are_log1p_encoded_and_decoded_back_to_ml() -> None:
@@ -209,7 +209,7 @@ def _train_on_brains(config: object, folder: Path, n: int, every: int) -> tuple[
     boxes, targets = _brains_with_bright_voxels(n)
     splits = {s: ("val" if i % every == 0 else "train") for i, s in enumerate(sorted(boxes))}
     model, _, _ = train_seed(config, 0, boxes, targets, splits, folder, resume=True, device=torch.device("cpu"),
-                             digest=config_hash(config.hashed_dict()))
+                             digest=config_hash(config.identity()))
     train_ids = sorted(s for s, role in splits.items() if role == "train")
     inputs, truth = volume_trainer.make_batch(boxes, targets, train_ids, config, None, torch.device("cpu"))
     return model, inputs, truth
@@ -248,7 +248,7 @@ def test_weak_volume_fit_does_not_depend_on_the_unit_of_the_volumes(tmp_path: Pa
     for unit in (1.0, 100.0):  # the same volumes in mL and in units of 10 µL
         scaled = Targets({s: unit * v for s, v in targets.values.items()})
         model, _, _ = train_seed(config, 0, boxes, scaled, splits, tmp_path / f"unit{unit:g}", resume=True,
-                                 device=torch.device("cpu"), digest=config_hash(config.hashed_dict()))
+                                 device=torch.device("cpu"), digest=config_hash(config.identity()))
         inputs, truth = volume_trainer.make_batch(boxes, scaled, train_ids, config, None, torch.device("cpu"))
         with torch.no_grad():
             predicted = model(inputs)[:, 0].numpy()
@@ -275,17 +275,17 @@ def test_training_batches_never_leave_one_scan_alone() -> None:
 
 def test_killed_run_resumes_bit_identically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reference, _, _ = _toy_run(tmp_path / "straight", epochs=4)
-    real_write = volume_trainer.write_history
+    real_write = training_loop.write_history
 
     def crash_in_epoch_three(path: Path, rows: list[dict[str, object]]) -> Path:
         if len(rows) == 3:
             raise KeyboardInterrupt("killed")
         return real_write(path, rows)
 
-    monkeypatch.setattr(volume_trainer, "write_history", crash_in_epoch_three)
+    monkeypatch.setattr(training_loop, "write_history", crash_in_epoch_three)
     with pytest.raises(KeyboardInterrupt):
         _toy_run(tmp_path / "killed", epochs=4)
-    monkeypatch.setattr(volume_trainer, "write_history", real_write)
+    monkeypatch.setattr(training_loop, "write_history", real_write)
     resumed, epochs, _ = _toy_run(tmp_path / "killed", epochs=4)
     assert epochs == 4
     for name, tensor in reference.state_dict().items():

@@ -26,7 +26,7 @@ rewritten for ``OUT`` (any folder; see :func:`~wmhkit.io.manifest.relative_path`
 when ``OUT/manifest.tsv`` is the input manifest it is replaced by the updated one. Failures never stop the cohort: one row per failed
 (scan, method) in ``OUT/failures.tsv``, tracebacks in ``OUT/crashes/<scan_id>.txt``.
 
-Scans run as tasks on :mod:`wmhkit.cohort.runner` (in-process, or Dask workers).
+Scans run through :func:`wmhkit.cohort.stage.run_stage` (in-process, or Dask workers).
 A scan whose every method succeeded gets a completion record
 (``OUT/records/bronze/<scan_id>.json``); a rerun with the same inputs, settings and
 versions reuses its masks instead of recomputing them. Scans with a failed method
@@ -43,7 +43,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nibabel as nib
 import numpy as np
@@ -53,25 +53,22 @@ from wmhkit.bronze.context import ScanContext
 from wmhkit.bronze.external import EXTERNAL_KINDS, import_external
 from wmhkit.bronze.methods import DEFAULT_METHODS, METHODS, bronze_method
 from wmhkit.bronze.register import register_rigid
-from wmhkit.cohort.failures import ErrorReport, ScanFailure, write_crash_file, write_failures
-from wmhkit.cohort.lock import output_lock
-from wmhkit.cohort.records import (
-    commit_record, completed_result, discard_record, expected_record, record_path, up_to_date_result,
-)
-from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT, ComputeOptions, run_tasks
+from wmhkit.cohort.failures import ErrorReport, ScanFailure
+from wmhkit.cohort.records import expected_record
+from wmhkit.cohort.runner import ComputeOptions, TaskOutcome
+from wmhkit.cohort.stage import ComputeArguments, ScanStage, StageScan, run_stage
 from wmhkit.errors import InputError, OutputError
 from wmhkit.io.atomic import resolve_output
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import Manifest, read_manifest, relative_path, write_manifest
 from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
 from wmhkit.io.provenance import sidecar_path, write_sidecar
-from wmhkit.preprocess.geometry import (
-    SIDECAR_KEY,
-    load_native_geometry,
-    to_native,
-)
 from wmhkit.preprocess.brain_extraction import DEFAULT_BRAIN_EXTRACTOR
+from wmhkit.preprocess.geometry import SIDECAR_KEY, load_native_geometry, to_native
 from wmhkit.preprocess.pipeline import PrepareOptions, prepare_manifest
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 log = logging.getLogger(__name__)
 
@@ -238,11 +235,8 @@ def bronze_manifest(
     out_dir: str | os.PathLike[str],
     *,
     options: BronzeOptions = BronzeOptions(),
-    workers: int = 1,
-    scheduler: str | None = None,
-    memory_limit: str = DEFAULT_MEMORY_LIMIT,
-    threads_per_worker: int | None = None,
     brain_extractor: str = DEFAULT_BRAIN_EXTRACTOR,
+    **compute: Unpack[ComputeArguments],
 ) -> BronzeResult:
     """Run the bronze stage over every scan of ``manifest`` (see the module docstring).
 
@@ -250,9 +244,7 @@ def bronze_manifest(
     have no brain mask (:mod:`wmhkit.preprocess.brain_extraction`); it does not
     apply to a prepared manifest.
 
-    ``workers``, ``scheduler``, ``memory_limit`` and ``threads_per_worker`` say where
-    and on how many threads the scans run (:class:`wmhkit.cohort.runner.ComputeOptions`);
-    the outputs do not depend on them.
+    ``compute``: where the scans run (:class:`~wmhkit.cohort.stage.ComputeArguments`).
 
     Returns
     -------
@@ -267,8 +259,7 @@ def bronze_manifest(
     ManifestError
         For an unreadable manifest.
     """
-    compute = ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit,
-                             threads_per_worker=threads_per_worker)
+    compute_options = ComputeOptions(**compute)
     out_dir = Path(out_dir)
     table = read_manifest(manifest)
     failures: list[ScanFailure] = []
@@ -277,8 +268,7 @@ def bronze_manifest(
             raise OutputError(f"output folder {out_dir} is the raw manifest's folder; choose another folder")
         log.info("%s is not prepared; preparing it into %s", manifest, out_dir / "prepared")
         prepared = prepare_manifest(manifest, out_dir / "prepared",
-                                    options=PrepareOptions(brain_extractor=brain_extractor), workers=workers, scheduler=scheduler, memory_limit=memory_limit,
-                                    threads_per_worker=threads_per_worker)
+                                    options=PrepareOptions(brain_extractor=brain_extractor), **compute)
         failures += [dataclasses.replace(failure, method="prepare") for failure in prepared.failures]
         table = read_manifest(prepared.manifest)
     externals = [c for c in table.table.columns if c.startswith(EXTERNAL_PREFIX)]
@@ -286,38 +276,32 @@ def bronze_manifest(
         if column[len(EXTERNAL_PREFIX):] not in EXTERNAL_KINDS:
             raise InputError(table.source, f"column {column!r} names no known external kind",
                              f"name it external_<kind> with kind one of {', '.join(EXTERNAL_KINDS)}")
-    with output_lock(out_dir, step="bronze"):
-        jobs = [(table.scan_id(row), _bronze_job(table, row, externals, out_dir, options)) for row in table.rows()]
-        done = {o.key: o for o in run_tasks(bronze_task, jobs, compute, step="bronze", stored=stored_bronze)}
-        scans: dict[str, BronzeScanResult] = {}
+    scans = [StageScan(table.scan_id(row), row["subject"], row.get("session", ""),
+                       _bronze_job(table, row, externals, out_dir, options)) for row in table.rows()]
+
+    def write_manifest_rows(outcomes: list[TaskOutcome[BronzeScanResult]]) -> tuple[Path, dict[str, BronzeScanResult]]:
+        results: dict[str, BronzeScanResult] = {}
         rows = []
-        for row in table.rows():
-            scan_id = table.scan_id(row)
-            crash_file = resolve_output(out_dir, f"crashes/{scan_id}.txt")
-            new_row = rebased_row(row, table.root, out_dir)
-            outcome = done[scan_id]
+        for row, outcome in zip(table.rows(), outcomes):
             result = outcome.value if outcome.failure is None else BronzeScanResult({}, {}, {"all": outcome.failure})
-            scans[scan_id] = result
+            results[outcome.key] = result
+            new_row = rebased_row(row, table.root, out_dir)
             for name, path in result.outputs.items():
                 new_row[f"bronze_{name}"] = relative_path(path, out_dir)
-            if result.errors:
-                write_crash_file(crash_file, result.errors)
-                failures += [ScanFailure(row["subject"], row.get("session", ""), report.error, crash_file, method=name)
-                             for name, report in result.errors.items()]
-            else:
-                crash_file.unlink(missing_ok=True)
             rows.append(new_row)
-        write_failures(failures, out_dir / "failures.tsv", with_method=True)
         columns = list(table.table.columns)
         columns += sorted({c for r in rows for c in r} - set(columns))
-        path = write_manifest(pd.DataFrame(rows, columns=columns).fillna(""), out_dir / "manifest.tsv")
-    log.info("bronze: %d scan(s), %d failure(s); manifest %s", len(rows), len(failures), path)
-    return BronzeResult(path, scans, failures)
+        return write_manifest(pd.DataFrame(rows, columns=columns).fillna(""), out_dir / "manifest.tsv"), results
+
+    (path, results), failures = run_stage(BronzeStage(), scans, out_dir, compute_options, write_manifest_rows,
+                                          failures=failures)
+    log.info("bronze: %d scan(s), %d failure(s); manifest %s", len(results), len(failures), path)
+    return BronzeResult(path, results, failures)
 
 
 @dataclass(frozen=True)
 class BronzeJob:
-    """One scan of a manifest run: what :func:`bronze_task` needs (picklable, small)."""
+    """One scan of a manifest run: what :class:`BronzeStage` needs (picklable, small)."""
 
     out_dir: Path
     scan_id: str
@@ -330,49 +314,38 @@ class BronzeJob:
     options: BronzeOptions
 
 
-def _job_record(job: BronzeJob) -> tuple[Path, dict[str, Any]]:
-    """The scan's completion-record path and the record its masks must match."""
-    record = record_path(job.out_dir, "bronze", job.scan_id)
-    inputs = {"flair": job.flair, "brain_mask": job.brain_mask, "t1": job.t1, "native_flair": job.native_flair,
-              "native_t1": job.native_t1, **{f"external_{kind}": path for kind, path in job.externals.items()}}
-    methods = _scan_methods(job.options.methods, has_t1=job.t1 is not None)
-    parameters = {"options": job.options.to_dict(),
-                  "methods": {name: METHODS[name].parameter_dict() for name in methods}}
-    return record, expected_record(record, step="bronze", inputs=inputs, parameters=parameters)
+class BronzeStage(ScanStage[BronzeJob, BronzeScanResult]):
+    """Bronze masks of one scan of a manifest run into ``out_dir/<scan_id>``; a completion record
+    is committed only when every method succeeded (a failed method is retried by a rerun)."""
 
+    step = "bronze"
+    outputs = "bronze masks"
+    with_method = True
+    label = "all"
 
-def _stored_result(job: BronzeJob, stored: dict[str, Any] | None) -> BronzeScanResult | None:
-    if stored is None:
-        return None
-    outputs = {name: resolve_output(job.out_dir, relative) for name, relative in stored["outputs"].items()}
-    return BronzeScanResult(outputs, {name: float(t) for name, t in stored["seconds"].items()}, {})
+    def expected(self, job: BronzeJob, record: Path) -> dict[str, Any]:
+        inputs = {"flair": job.flair, "brain_mask": job.brain_mask, "t1": job.t1, "native_flair": job.native_flair,
+                  "native_t1": job.native_t1, **{f"external_{kind}": path for kind, path in job.externals.items()}}
+        methods = _scan_methods(job.options.methods, has_t1=job.t1 is not None)
+        parameters = {"options": job.options.to_dict(),
+                      "methods": {name: METHODS[name].parameter_dict() for name in methods}}
+        return expected_record(record, step=self.step, inputs=inputs, parameters=parameters)
 
-
-def stored_bronze(job: BronzeJob) -> BronzeScanResult | None:
-    """The scan's bronze masks when its completion record is up to date, else None (checked before
-    any worker starts; an unreadable input is left to its task, which reports it)."""
-    record = record_path(job.out_dir, "bronze", job.scan_id)
-    return _stored_result(job, up_to_date_result(record, lambda: _job_record(job)[1]))
-
-
-def bronze_task(job: BronzeJob) -> BronzeScanResult:
-    """Bronze masks of one scan of a manifest run into ``out_dir/<scan_id>``, or the masks of an
-    earlier run when its completion record is complete; a record is committed when every method succeeded."""
-    record, expected = _job_record(job)
-    stored = _stored_result(job, completed_result(record, expected))
-    if stored is not None:
-        log.info("%s: bronze masks are up to date, not recomputed", job.scan_id)
-        return stored
-    discard_record(record)
-    result = bronze_scan(job.flair, resolve_output(job.out_dir, job.scan_id), brain_mask=job.brain_mask, t1=job.t1,
-                         native_flair=job.native_flair, native_t1=job.native_t1, externals=job.externals,
-                         options=job.options)
-    if not result.errors:
+    def compute(self, job: BronzeJob) -> tuple[BronzeScanResult, list[Path] | None, dict[str, Any]]:
+        result = bronze_scan(job.flair, resolve_output(job.out_dir, job.scan_id), brain_mask=job.brain_mask,
+                             t1=job.t1, native_flair=job.native_flair, native_t1=job.native_t1,
+                             externals=job.externals, options=job.options)
         written = [*result.outputs.values(), *(sidecar_path(p) for p in result.outputs.values())]
         summary = {"outputs": {name: relative_path(p, job.out_dir) for name, p in sorted(result.outputs.items())},
                    "seconds": {name: round(t, 3) for name, t in sorted(result.seconds.items())}}
-        commit_record(record, expected, written, summary)
-    return result
+        return result, None if result.errors else written, summary
+
+    def restore(self, job: BronzeJob, stored: Mapping[str, Any]) -> BronzeScanResult:
+        outputs = {name: resolve_output(job.out_dir, relative) for name, relative in stored["outputs"].items()}
+        return BronzeScanResult(outputs, {name: float(t) for name, t in stored["seconds"].items()}, {})
+
+    def errors(self, result: BronzeScanResult) -> dict[str, ErrorReport]:
+        return result.errors
 
 
 def _bronze_job(table: Manifest, row: Mapping[str, str], externals: list[str], out_dir: Path,

@@ -18,20 +18,17 @@ def train_volume_command(
     evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Score every seed's model on the test split."),
 ) -> None:
     """Train a GP-Unet on the manifest's volume_ml or fazekas (or its strong twin on gold masks)."""
-    from wmhkit.infer.volume_evaluation import evaluate_volume_models
+    from wmhkit.infer.volume_evaluation import evaluate_test_split
     from wmhkit.train.config import resolve_config_path
     from wmhkit.train.volume import train_volume
     from wmhkit.train.volume_config import load_volume_config
 
-    settings = load_volume_config(resolve_config_path(config))
-    result = train_volume(settings, out, manifest=manifest, resume=resume)
+    result = train_volume(load_volume_config(resolve_config_path(config)), out, manifest=manifest, resume=resume)
     for seed in result.seeds:
         typer.echo(f"seed {seed.seed}: {seed.epochs} epochs, best validation loss {seed.best_val_loss:.6g}, "
                    f"model {seed.model_dir}")
-    test_ids = [scan for scan, role in result.splits.items() if role == "test"]
-    if evaluate and test_ids:
-        models = {f"{settings.name}/seed-{seed.seed}": seed.model_dir for seed in result.seeds}
-        written = evaluate_volume_models(models, result.manifest, out / "evaluation", {"test": test_ids})
+    written = evaluate_test_split(result.models, result.manifest, result.splits, out / "evaluation") if evaluate else []
+    if written:
         typer.echo(f"evaluation: {', '.join(str(p) for p in written)}")
 
 

@@ -2,6 +2,9 @@
 
 Modules
 -------
+stage
+    One stage run (:func:`~wmhkit.cohort.stage.run_stage`): lock, up-to-date scans skipped,
+    tasks run, crash files, ``failures.tsv``; a stage supplies only its per-scan work.
 runner
     Run one task per scan in-process (one worker) or on Dask distributed (a local
     cluster of ``workers`` processes, or a running scheduler); gather the outcomes

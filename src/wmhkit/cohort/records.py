@@ -19,11 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from wmhkit.errors import WmhkitError
 from wmhkit.io.atomic import resolve_output, write_text_atomic
 from wmhkit.io.provenance import describe_inputs, sha256_file, software_versions
 
@@ -111,22 +110,6 @@ def completed_result(record: str | os.PathLike[str], expected: Mapping[str, Any]
             return None
     result = stored.get("result")
     return result if isinstance(result, dict) else None
-
-
-def up_to_date_result(record: str | os.PathLike[str],
-                      expected: Callable[[], Mapping[str, Any]]) -> dict[str, Any] | None:
-    """The stored result of ``record`` when it is complete, checked before any worker starts.
-
-    ``expected`` (which hashes the inputs) is called only when the record exists; an input
-    that cannot be read gives None, so that the scan's task runs and reports the error.
-    """
-    if not Path(record).is_file():
-        return None
-    try:
-        current = expected()
-    except (OSError, WmhkitError):
-        return None
-    return completed_result(record, current)
 
 
 def commit_record(

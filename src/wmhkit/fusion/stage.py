@@ -24,7 +24,7 @@ of it (the manifest is replaced by the updated one when it is the same file).
 Failed scans get an empty ``silver`` cell, a row in ``OUT/failures.tsv`` and a
 traceback in ``OUT/crashes/<scan_id>.txt``; the others complete.
 
-Scans run as tasks on :mod:`wmhkit.cohort.runner` (in-process, or Dask workers);
+Scans run through :func:`wmhkit.cohort.stage.run_stage` (in-process, or Dask workers);
 each finished scan gets a completion record (``OUT/records/silver/<scan_id>.json``)
 and is not recomputed by a rerun with the same inputs, settings and versions.
 """
@@ -37,18 +37,16 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from wmhkit.bronze.stage import rebased_row
-from wmhkit.cohort.failures import ScanFailure, write_crash_file, write_failures
-from wmhkit.cohort.lock import output_lock
-from wmhkit.cohort.records import (
-    commit_record, completed_result, discard_record, expected_record, record_path, up_to_date_result,
-)
-from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT, ComputeOptions, run_tasks
+from wmhkit.cohort.failures import ScanFailure
+from wmhkit.cohort.records import expected_record
+from wmhkit.cohort.runner import ComputeOptions, TaskOutcome
+from wmhkit.cohort.stage import ComputeArguments, ScanStage, StageScan, run_stage
 from wmhkit.errors import GeometryError, InputError, MaskError
 from wmhkit.fusion.majority import majority_vote
 from wmhkit.fusion.staple import MAX_ITERATIONS, THRESHOLD, ConsensusResult, staple, staple_pruned
@@ -63,6 +61,9 @@ from wmhkit.preprocess.geometry import (
     to_native,
     to_prepared,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 log = logging.getLogger(__name__)
 
@@ -196,16 +197,11 @@ def silver_manifest(
     out_dir: str | os.PathLike[str],
     *,
     options: SilverOptions = SilverOptions(),
-    workers: int = 1,
-    scheduler: str | None = None,
-    memory_limit: str = DEFAULT_MEMORY_LIMIT,
-    threads_per_worker: int | None = None,
+    **compute: Unpack[ComputeArguments],
 ) -> SilverResult:
     """Run the silver stage over every scan of ``manifest`` (see the module docstring).
 
-    ``workers``, ``scheduler``, ``memory_limit`` and ``threads_per_worker`` say where
-    and on how many threads the scans run (:class:`wmhkit.cohort.runner.ComputeOptions`);
-    the outputs do not depend on them.
+    ``compute``: where the scans run (:class:`~wmhkit.cohort.stage.ComputeArguments`).
 
     Raises
     ------
@@ -214,52 +210,44 @@ def silver_manifest(
     ManifestError
         For an unreadable manifest, or one without any ``bronze_<method>`` column.
     """
-    compute = ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit,
-                             threads_per_worker=threads_per_worker)
+    compute_options = ComputeOptions(**compute)
     table = read_manifest(manifest)
     out_dir = Path(out_dir)
     columns = _bronze_columns(table, options.methods)
-    with output_lock(out_dir, step="silver"):
-        jobs = [(table.scan_id(row), _silver_job(table, row, columns, out_dir, options)) for row in table.rows()]
-        done = {o.key: o for o in run_tasks(silver_task, jobs, compute, step="silver", stored=stored_silver)}
-        scans: dict[str, SilverScan] = {}
-        failures: list[ScanFailure] = []
+    scans = [StageScan(table.scan_id(row), row["subject"], row.get("session", ""),
+                       _silver_job(table, row, columns, out_dir, options)) for row in table.rows()]
+
+    def write_manifest_rows(outcomes: list[TaskOutcome[SilverScan]]) -> tuple[Path, dict[str, SilverScan], pd.DataFrame]:
+        results: dict[str, SilverScan] = {}
         rows, rater_rows = [], []
-        for row in table.rows():
-            scan_id = table.scan_id(row)
-            crash_file = resolve_output(out_dir, f"crashes/{scan_id}.txt")
+        for row, outcome in zip(table.rows(), outcomes):
             new_row = rebased_row(row, table.root, out_dir)
-            outcome = done[scan_id]
+            rows.append(new_row)
             if outcome.failure is not None:
-                log.error("%s: silver failed: %s", scan_id, outcome.failure.error)
-                write_crash_file(crash_file, {options.method: outcome.failure})
-                failures.append(ScanFailure(row["subject"], row.get("session", ""), outcome.failure.error, crash_file,
-                                            method=options.method))
                 new_row["silver"] = ""
-                rows.append(new_row)
                 continue
-            crash_file.unlink(missing_ok=True)
-            result = outcome.value
-            scans[scan_id] = result
+            result = results[outcome.key] = outcome.value
             new_row["silver"] = relative_path(result.mask, out_dir)
             new_row["silver_prob"] = relative_path(result.probability, out_dir)
             for name, (sensitivity, specificity) in result.raters.items():
                 rater_rows.append({"subject": row["subject"], "session": row.get("session", ""), "method": name,
                                    "sensitivity": sensitivity, "specificity": specificity})
-            rows.append(new_row)
-        write_failures(failures, out_dir / "failures.tsv", with_method=True)
         raters = pd.DataFrame(rater_rows, columns=["subject", "session", "method", "sensitivity", "specificity"])
         _write_table(raters, out_dir / "raters.tsv")
         _write_table(summarise_raters(raters), out_dir / "raters_summary.tsv")
         all_columns = list(table.table.columns) + [c for c in ("silver", "silver_prob") if c not in table.table.columns]
         path = write_manifest(pd.DataFrame(rows, columns=all_columns).fillna(""), out_dir / "manifest.tsv")
-    log.info("silver: %d of %d scan(s); manifest %s", len(scans), len(rows), path)
-    return SilverResult(path, scans, failures, raters)
+        return path, results, raters
+
+    (path, results, raters), failures = run_stage(SilverStage(options), scans, out_dir, compute_options,
+                                                  write_manifest_rows)
+    log.info("silver: %d of %d scan(s); manifest %s", len(results), len(scans), path)
+    return SilverResult(path, results, failures, raters)
 
 
 @dataclass(frozen=True)
 class SilverJob:
-    """One scan of a manifest run: what :func:`silver_task` needs (picklable, small)."""
+    """One scan of a manifest run: what :class:`SilverStage` needs (picklable, small)."""
 
     out_dir: Path
     scan_id: str
@@ -269,51 +257,41 @@ class SilverJob:
     options: SilverOptions
 
 
-def _job_record(job: SilverJob) -> tuple[Path, dict[str, Any]]:
-    """The scan's completion-record path and the record its outputs must match."""
-    record = record_path(job.out_dir, "silver", job.scan_id)
-    inputs = {f"bronze_{name}": path for name, path in job.bronze.items()}
-    inputs |= {"brain_mask": job.brain_mask, "flair": job.flair}
-    return record, expected_record(record, step="silver", inputs=inputs, parameters=job.options.to_dict())
+@dataclass(frozen=True)
+class SilverStage(ScanStage[SilverJob, SilverScan]):
+    """The silver consensus of one scan of a manifest run into ``out_dir/<scan_id>``; a failed
+    scan is listed under its fusion rule (``failures.tsv`` method, crash-file section)."""
 
+    options: SilverOptions
+    step = "silver"
+    outputs = "silver outputs"
+    with_method = True
 
-def _stored_scan(job: SilverJob, stored: dict[str, Any] | None) -> SilverScan | None:
-    if stored is None:
-        return None
-    raters = {name: (_from_json(s), _from_json(p)) for name, (s, p) in stored["raters"].items()}
-    return SilverScan(resolve_output(job.out_dir, stored["mask"]), resolve_output(job.out_dir, stored["probability"]),
-                      raters)
+    @property
+    def label(self) -> str:
+        return self.options.method
 
+    def expected(self, job: SilverJob, record: Path) -> dict[str, Any]:
+        if job.brain_mask is None:
+            raise InputError(job.flair, "the scan has no brain mask",
+                             "run wmhkit prepare (or bronze), or fill the brain_mask column")
+        inputs = {f"bronze_{name}": path for name, path in job.bronze.items()}
+        inputs |= {"brain_mask": job.brain_mask, "flair": job.flair}
+        return expected_record(record, step=self.step, inputs=inputs, parameters=job.options.to_dict())
 
-def stored_silver(job: SilverJob) -> SilverScan | None:
-    """The scan's silver outputs when its completion record is up to date, else None (checked before
-    any worker starts; a missing brain mask or unreadable input is left to its task, which reports it)."""
-    if job.brain_mask is None:
-        return None
-    record = record_path(job.out_dir, "silver", job.scan_id)
-    return _stored_scan(job, up_to_date_result(record, lambda: _job_record(job)[1]))
+    def compute(self, job: SilverJob) -> tuple[SilverScan, list[Path], dict[str, Any]]:
+        result = silver_scan(job.bronze, resolve_output(job.out_dir, job.scan_id), brain_mask=job.brain_mask,
+                             flair=job.flair, options=job.options)
+        written = [result.mask, result.probability, sidecar_path(result.mask), sidecar_path(result.probability)]
+        summary = {"mask": relative_path(result.mask, job.out_dir),
+                   "probability": relative_path(result.probability, job.out_dir),
+                   "raters": {name: [_to_json(s), _to_json(p)] for name, (s, p) in result.raters.items()}}
+        return result, written, summary
 
-
-def silver_task(job: SilverJob) -> SilverScan:
-    """The silver consensus of one scan of a manifest run into ``out_dir/<scan_id>``, or that of an
-    earlier run when its completion record is complete; the record is committed after the outputs."""
-    if job.brain_mask is None:
-        raise InputError(job.flair, "the scan has no brain mask",
-                         "run wmhkit prepare (or bronze), or fill the brain_mask column")
-    record, expected = _job_record(job)
-    stored = _stored_scan(job, completed_result(record, expected))
-    if stored is not None:
-        log.info("%s: silver outputs are up to date, not recomputed", job.scan_id)
-        return stored
-    discard_record(record)
-    result = silver_scan(job.bronze, resolve_output(job.out_dir, job.scan_id), brain_mask=job.brain_mask,
-                         flair=job.flair, options=job.options)
-    written = [result.mask, result.probability, sidecar_path(result.mask), sidecar_path(result.probability)]
-    summary = {"mask": relative_path(result.mask, job.out_dir),
-               "probability": relative_path(result.probability, job.out_dir),
-               "raters": {name: [_to_json(s), _to_json(p)] for name, (s, p) in result.raters.items()}}
-    commit_record(record, expected, written, summary)
-    return result
+    def restore(self, job: SilverJob, stored: Mapping[str, Any]) -> SilverScan:
+        raters = {name: (_from_json(s), _from_json(p)) for name, (s, p) in stored["raters"].items()}
+        return SilverScan(resolve_output(job.out_dir, stored["mask"]),
+                          resolve_output(job.out_dir, stored["probability"]), raters)
 
 
 def _silver_job(table: Manifest, row: Mapping[str, str], columns: Sequence[str], out_dir: Path,

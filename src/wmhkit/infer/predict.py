@@ -7,13 +7,11 @@ prefixed by the folders that tell files apart when stems collide: :func:`distinc
    manifest row's T1, brain mask and normalisation are used as ``prepare`` would)
    into a temporary folder under ``OUT``;
    (on the model's working grid when its ``prepare`` declares a working spacing);
-2. segment it on the prepared grid, dispatching on the model's ``kind``:
-   ``segmentation-2.5d`` runs each plane's network over the brain box
-   (:mod:`wmhkit.nn.planes`; on a thick-slice scan the planes of the model's
-   ``thick_slice_planes`` rule) and fuses the plane probabilities
-   (:mod:`wmhkit.nn.plane_fusion`); ``volume`` (weak-label GP-Unet) and
-   ``segmentation-3d`` (its strong-label twin) models are run by
-   :func:`wmhkit.infer.volume.predict_gp_unet`;
+2. segment it on the prepared grid with the predictor of the model's ``kind``
+   (:func:`wmhkit.models.predictors.load_predictor`): ``segmentation-2.5d`` runs each
+   plane's network over the brain box (on a thick-slice scan the planes of the model's
+   ``thick_slice_planes`` rule) and fuses the plane probabilities; ``volume`` (weak-label
+   GP-Unet) and ``segmentation-3d`` (its strong-label twin) models give a volume or grade;
 3. map the maps back onto the exact native grid (:func:`~wmhkit.preprocess.geometry.to_native`:
    exact without a working grid, else linear for probabilities and nearest for masks);
    a 2.5D model's fused probability is thresholded there, inside the brain mask, so
@@ -36,7 +34,7 @@ and empty volume cells (there is no mask to measure).
 
 Then ``OUT/volumes.csv`` (one row per scan, sorted by subject and session, fixed
 columns :data:`CSV_COLUMNS`, formula-safe cells) and ``OUT/failures.tsv`` are
-written. Scans run as tasks on :mod:`wmhkit.cohort.runner` (in-process, or Dask
+written. Scans run through :func:`wmhkit.cohort.stage.run_stage` (in-process, or Dask
 workers, each loading the model once); each finished scan gets a completion
 record (``OUT/records/predict/<name>.json``, :mod:`wmhkit.cohort.records`), and a
 scan whose record holds the same inputs, parameters, model hash, device and
@@ -55,12 +53,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,40 +67,35 @@ import pandas as pd
 import torch
 
 from wmhkit.cohort.cache import process_cached
-from wmhkit.cohort.failures import ScanFailure, write_crash_file, write_failures
-from wmhkit.cohort.lock import output_lock
-from wmhkit.cohort.records import (
-    commit_record, completed_result, discard_record, expected_record, record_path, up_to_date_result,
-)
-from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT, ComputeOptions, run_tasks
+from wmhkit.cohort.failures import ScanFailure
+from wmhkit.cohort.records import expected_record, record_path
+from wmhkit.cohort.runner import ComputeOptions, TaskOutcome
+from wmhkit.cohort.stage import ComputeArguments, ScanStage, StageScan, run_stage
 from wmhkit.errors import InputError, OutputError
-from wmhkit.nn.plane_fusion import binarise, check_fusion_rule, check_threshold, fuse_probabilities
-from wmhkit.infer.model_folder import (
-    KIND_2_5D, MODEL_YAML, LoadedModel, ModelSpec, load_model, model_hash, read_model_spec,
-    resolve_device,
-)
-from wmhkit.nn.planes import DEFAULT_BATCH_SIZE, PRECISIONS, predict_plane
 from wmhkit.infer.volumes import DEFAULT_PV_DISTANCE_MM, VOLUME_COLUMNS, estimate_ventricles, wmh_volumes
 from wmhkit.io.atomic import resolve_output
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import is_valid_id, read_manifest
 from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
 from wmhkit.io.provenance import sidecar_path, write_sidecar
+from wmhkit.models.folder import MODEL_YAML, ModelSpec, model_hash, read_model_spec, resolve_device
+from wmhkit.models.predictors import PredictOptions, Predictor, ScanPrediction, load_predictor
+from wmhkit.nn.plane_fusion import binarise, check_fusion_rule, check_threshold
+from wmhkit.nn.planes import DEFAULT_BATCH_SIZE, PRECISIONS
 from wmhkit.preprocess.checks import scan_flags
 from wmhkit.preprocess.geometry import NativeGeometry, to_native
-from wmhkit.preprocess.pipeline import PrepareOptions, row_normalisation, prepare_scan
+from wmhkit.preprocess.pipeline import PrepareOptions, prepare_scan, row_normalisation
 from wmhkit.qc.overlay import save_overlay_png
 from wmhkit.stats.tables import write_csv
 from wmhkit.torch_threads import torch_threads
 
 if TYPE_CHECKING:
-    from wmhkit.infer.volume import GpUnetPrediction
+    from typing_extensions import Unpack
 
 log = logging.getLogger(__name__)
 
 STEP = "predict"
 VOLUMES_CSV = "volumes.csv"
-FAILURES_TSV = "failures.tsv"
 #: Per-scan scratch folders (prepared images) inside the output folder.
 SCRATCH_PREFIX = ".prepare-"
 #: Columns of ``volumes.csv``, in order.
@@ -162,8 +154,8 @@ class PredictSettings:
     threshold: float | None = None
     fusion: str | None = None
     pv_distance_mm: float = DEFAULT_PV_DISTANCE_MM
-    #: Arithmetic of the 2.5D networks: ``float32`` or ``bfloat16`` (about 2.5× faster on
-    #: CPUs with bfloat16 instructions; masks agree with float32 to Dice ≥ 0.998 in BENCHMARKS.md).
+    #: Arithmetic of the 2.5D networks: ``float32`` or ``bfloat16`` (faster on CPUs with
+    #: bfloat16 instructions, masks close to float32's: see :mod:`wmhkit.nn.planes`).
     precision: str = "float32"
     brain_extractor: str | None = None
 
@@ -180,24 +172,6 @@ class PredictSettings:
             "thick_slice_planes": spec.thick_slice_planes, "threshold": threshold, "pv_distance_mm": float(self.pv_distance_mm),
             "prepare": spec.prepare.to_dict(), "precision": self.precision,
         }
-
-
-@dataclass(frozen=True)
-class ScanPrediction:
-    """Maps of one scan on its prepared grid, and the regressed volume or grade of a GP-Unet model.
-
-    ``wmh_prob`` and ``wmh`` are None for a model that predicts only a grade (Fazekas),
-    which gives its ``attention`` map and ``grade``. ``threshold`` is set when ``wmh`` is
-    ``wmh_prob >= threshold``: the native-grid mask is then made from the native-grid
-    probability (see :func:`native_maps`).
-    """
-
-    wmh_prob: Image | None
-    wmh: Image | None
-    attention: Image | None = None
-    model_volume_ml: float | None = None
-    grade: int | None = None
-    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -219,7 +193,8 @@ class PredictResult:
     failures: list[ScanFailure]
 
 
-Segmenter = Callable[[Mapping[str, Image]], ScanPrediction]
+#: What predicting one scan gives: its output files by role and its ``volumes.csv`` row.
+ScanOutputs = tuple[dict[str, Path], dict[str, Any]]
 
 
 def scan_inputs(
@@ -326,10 +301,7 @@ def predict_scans(
     device: str = "cpu",
     batch_size: int = DEFAULT_BATCH_SIZE,
     settings: PredictSettings = PredictSettings(),
-    workers: int = 1,
-    scheduler: str | None = None,
-    memory_limit: str = DEFAULT_MEMORY_LIMIT,
-    threads_per_worker: int | None = None,
+    **compute: Unpack[ComputeArguments],
 ) -> PredictResult:
     """Segment every input scan with the model in ``model_dir`` (see the module docstring).
 
@@ -347,13 +319,12 @@ def predict_scans(
         Slices per forward pass (memory vs speed; outputs do not depend on it).
     settings
         Threshold, fusion rule and periventricular distance.
-    workers, scheduler, memory_limit, threads_per_worker
-        Where the scans run (:class:`wmhkit.cohort.runner.ComputeOptions`): in this
-        process (one worker; the model is loaded before any scan), on ``workers``
-        local Dask processes of ``memory_limit`` each, or on a running Dask
-        ``scheduler``; each worker loads the model once. ``threads_per_worker``
-        sizes the ITK (preparation) and OpenMP/BLAS pools; torch stays on
-        :data:`CPU_THREADS_PER_SCAN` thread per scan. Outputs do not depend on them.
+    compute
+        Where the scans run (:class:`~wmhkit.cohort.stage.ComputeArguments`): in this
+        process (one worker; the model is loaded before any scan), on local Dask
+        processes or on a running Dask scheduler; each worker loads the model once.
+        ``threads_per_worker`` sizes the ITK (preparation) and OpenMP/BLAS pools; torch
+        stays on :data:`CPU_THREADS_PER_SCAN` thread per scan. Outputs do not depend on them.
 
     Returns
     -------
@@ -366,8 +337,7 @@ def predict_scans(
     OutputError
         When ``out_dir`` holds an input file, or another run holds its lock.
     """
-    compute = ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit,
-                             threads_per_worker=threads_per_worker)
+    compute_options = ComputeOptions(**compute)
     spec = read_model_spec(model_dir)
     if settings.brain_extractor is not None:  # the run's choice overrides the model's prepare setting
         spec = dataclasses.replace(
@@ -384,29 +354,18 @@ def predict_scans(
         "hash": model_hash(model_dir), "kind": spec.kind, "network": spec.network,
         "trained_on": spec.record.get("trained_on", ""), "wmhkit_version": spec.record.get("wmhkit_version", ""),
     }
-    context = _RunContext(Path(model_dir), out_dir, spec.prepare, parameters, model_record, _device_record(target),
-                          spec, target, batch_size)
-    if not compute.uses_dask:
-        _cached_segmenter(context)  # an unloadable model is refused before any scan
-    with output_lock(out_dir, step="predict"):
-        _remove_scratch(out_dir)
-        outcomes = run_tasks(functools.partial(predict_task, context), [(scan.name, scan) for scan in scans],
-                             compute, step="predict", stored=functools.partial(stored_prediction, context))
-        rows: list[dict[str, Any]] = []
-        outputs: dict[str, dict[str, Path]] = {}
-        failures: list[ScanFailure] = []
-        for scan, outcome in zip(scans, outcomes):
-            crash_file = resolve_output(out_dir, f"crashes/{scan.name}.txt")
-            if outcome.failure is not None:
-                log.error("%s: %s", scan.name, outcome.failure.error)
-                write_crash_file(crash_file, {"predict": outcome.failure})
-                failures.append(ScanFailure(scan.subject, scan.session, outcome.failure.error, crash_file))
-                continue
-            crash_file.unlink(missing_ok=True)
-            outputs[scan.name], row = outcome.value
-            rows.append(row)
-        write_failures(failures, out_dir / FAILURES_TSV)
-        volumes = _write_volumes(rows, out_dir, context)
+    stage = PredictStage(Path(model_dir), out_dir, spec.prepare, parameters, model_record, _device_record(target),
+                         spec, target, batch_size)
+    if not compute_options.uses_dask:
+        _cached_predictor(stage)  # an unloadable model is refused before any scan
+
+    def write_volumes(outcomes: list[TaskOutcome[ScanOutputs]]) -> tuple[Path, dict[str, dict[str, Path]]]:
+        done = {outcome.key: outcome.value for outcome in outcomes if outcome.value is not None}
+        return (_write_volumes([row for _, row in done.values()], out_dir, stage),
+                {name: paths for name, (paths, _) in done.items()})
+
+    stage_scans = [StageScan(scan.name, scan.subject, scan.session, scan) for scan in scans]
+    (volumes, outputs), failures = run_stage(stage, stage_scans, out_dir, compute_options, write_volumes)
     log.info("predicted %d of %d scans into %s", len(outputs), len(scans), out_dir)
     return PredictResult(volumes, outputs, failures)
 
@@ -419,76 +378,21 @@ def predict_manifest(
     device: str = "cpu",
     batch_size: int = DEFAULT_BATCH_SIZE,
     settings: PredictSettings = PredictSettings(),
-    workers: int = 1,
-    scheduler: str | None = None,
-    memory_limit: str = DEFAULT_MEMORY_LIMIT,
-    threads_per_worker: int | None = None,
+    **compute: Unpack[ComputeArguments],
 ) -> PredictResult:
     """:func:`predict_scans` over the rows of ``manifest`` (outputs named ``subject[_session]``)."""
     return predict_scans(model_dir, [manifest], out_dir, device=device, batch_size=batch_size, settings=settings,
-                         workers=workers, scheduler=scheduler, memory_limit=memory_limit,
-                         threads_per_worker=threads_per_worker)
-
-
-def segment_2_5d(
-    model: LoadedModel, prepared: Mapping[str, Image], *, fusion: str, threshold: float, batch_size: int,
-    precision: str = "float32",
-) -> ScanPrediction:
-    """Run the planes' networks on a prepared scan, fuse and threshold.
-
-    The planes are the model's, or on a thick-slice scan those of its
-    ``thick_slice_planes`` rule (:meth:`~wmhkit.infer.model_folder.ModelSpec.planes_for`,
-    from the prepared grid's spacing: the thick axis may be any RAS axis).
-
-    Parameters
-    ----------
-    model
-        A loaded ``segmentation-2.5d`` model.
-    prepared
-        Prepared images by role: ``brain_mask`` and the model's ``inputs``.
-    fusion, threshold
-        Fusion rule and threshold of the fused probability.
-    batch_size
-        Slices per forward pass.
-    precision
-        Arithmetic of the forward pass: ``"float32"``, or ``"bfloat16"`` autocast
-        (about twice as fast on CPUs with bfloat16 instructions; see
-        :func:`~wmhkit.nn.planes.predict_plane`).
-
-    Returns
-    -------
-    ScanPrediction
-        On the prepared grid; 0 outside the brain mask; ``threshold`` set.
-
-    Raises
-    ------
-    InputError
-        When the model needs an input image (a T1) the scan does not have.
-    """
-    missing = [role for role in model.spec.inputs if role not in prepared]
-    if missing:
-        raise InputError(None, f"the model needs input image(s) {missing}, which this scan lacks",
-                         "add them to the manifest (e.g. a t1 column)")
-    brain_mask = prepared["brain_mask"]
-    channels = np.stack([prepared[role].array.astype(np.float32) for role in model.spec.inputs])
-    plane_probs = []
-    planes = model.spec.planes_for(brain_mask.spacing_mm)
-    if planes != model.spec.planes:
-        log.info("thick slices (%s mm): running the %s plane(s) only", brain_mask.spacing_mm, ", ".join(planes))
-    for plane in planes:
-        # Channels-last weights match the channels-last inputs of predict_plane (faster oneDNN convolutions).
-        network = model.networks[plane].to(memory_format=torch.channels_last)
-        plane_probs.append(predict_plane(network, channels, brain_mask.array, plane,  # type: ignore[arg-type]
-                                         size_multiple=model.size_multiple, batch_size=batch_size,
-                                         device=model.device, precision=precision))
-    wmh_prob = fuse_probabilities(plane_probs, fusion)
-    return ScanPrediction(brain_mask.with_array(wmh_prob), brain_mask.with_array(binarise(wmh_prob, threshold)),
-                          threshold=threshold)
+                         **compute)
 
 
 @dataclass(frozen=True)
-class _RunContext:
-    """What every scan's task needs (shipped to Dask workers: small and picklable)."""
+class PredictStage(ScanStage[ScanInput, ScanOutputs]):
+    """Segment one scan: its output files by role and its ``volumes.csv`` row.
+
+    What every scan's task needs (shipped to Dask workers: small and picklable).
+    The model is loaded once per process (:func:`wmhkit.cohort.cache.process_cached`,
+    keyed by model hash and device), so a Dask worker loads it for its first scan only.
+    """
 
     model_dir: Path
     out_dir: Path
@@ -499,29 +403,33 @@ class _RunContext:
     spec: ModelSpec
     target: torch.device
     batch_size: int
+    step = STEP
 
+    def record(self, scan: ScanInput) -> Path:
+        return record_path(self.out_dir, STEP, scan.name)
 
-def predict_task(context: _RunContext, scan: ScanInput) -> tuple[dict[str, Path], dict[str, Any]]:
-    """Segment one scan (or reuse its complete outputs): its output files by role and its ``volumes.csv`` row.
+    def expected(self, scan: ScanInput, record: Path) -> dict[str, Any]:
+        inputs, parameters = _scan_dependencies(self, scan)
+        return expected_record(record, step=STEP, inputs=inputs, parameters=parameters | {"device": self.device},
+                               model=self.model)
 
-    The model is loaded once per process (:func:`wmhkit.cohort.cache.process_cached`,
-    keyed by model hash and device), so a Dask worker loads it for its first scan only.
-    """
-    segmenter = _cached_segmenter(context)
-    with _cpu_threads(context.target, CPU_THREADS_PER_SCAN), \
-            tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=context.out_dir) as work_dir:
-        return _predict_one(scan, segmenter, context, Path(work_dir))
+    def compute(self, scan: ScanInput) -> tuple[ScanOutputs, list[Path], dict[str, Any]]:
+        predictor = _cached_predictor(self)
+        with _cpu_threads(self.target, CPU_THREADS_PER_SCAN), \
+                tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=self.out_dir) as work_dir:
+            paths, row = _predict_one(scan, predictor, self, Path(work_dir))
+        summary = {"outputs": {role: path.name for role, path in sorted(paths.items())}, "volumes": row}
+        return (paths, row), [*paths.values(), *(sidecar_path(p) for p in paths.values())], summary
 
+    def restore(self, scan: ScanInput, stored: Mapping[str, Any]) -> ScanOutputs:
+        return {role: resolve_output(self.out_dir, name) for role, name in stored["outputs"].items()}, stored["volumes"]
 
-def _remove_scratch(out_dir: Path) -> None:
-    """Delete the ``.prepare-*`` scratch folders a killed run left in ``out_dir``.
-
-    Called with the output lock held: no other run can be using them.
-    """
-    for scratch in out_dir.glob(f"{SCRATCH_PREFIX}*"):
-        if scratch.is_dir() and not scratch.is_symlink():
-            log.info("removing %s, left by an interrupted run", scratch.name)
-            shutil.rmtree(scratch)
+    def clean(self, out_dir: Path) -> None:
+        """Delete the ``.prepare-*`` scratch folders a killed run left in ``out_dir``."""
+        for scratch in out_dir.glob(f"{SCRATCH_PREFIX}*"):
+            if scratch.is_dir() and not scratch.is_symlink():
+                log.info("removing %s, left by an interrupted run", scratch.name)
+                shutil.rmtree(scratch)
 
 
 @contextlib.contextmanager
@@ -539,76 +447,25 @@ def _cpu_threads(device: torch.device, threads: int) -> Iterator[None]:
         yield
 
 
-def _cached_segmenter(context: _RunContext) -> Segmenter:
-    return _segmenter(context.model_dir, context.spec, context.target, context.parameters, context.batch_size,
-                      model_key=(STEP, context.model["hash"], str(context.target)))
+def _cached_predictor(context: PredictStage) -> Predictor:
+    """The model's predictor, loaded once per process (keyed by model hash, device and options)."""
+    options = PredictOptions(context.parameters["fusion"], context.parameters["threshold"], context.batch_size,
+                             context.parameters["precision"])
+    return process_cached((STEP, context.model["hash"], str(context.target), options),
+                          lambda: load_predictor(context.model_dir, device=context.target, options=options))
 
 
-def _segmenter(model_dir: Path, spec: ModelSpec, device: torch.device, parameters: Mapping[str, Any],
-               batch_size: int, *, model_key: tuple[str, ...]) -> Segmenter:
-    """The per-scan segmentation function of the model's kind (the dispatch point on ``kind``);
-    the network is loaded once per process under ``model_key``."""
-    if spec.kind == KIND_2_5D:
-        model = process_cached(model_key, lambda: load_model(model_dir, device=device))
-        return lambda prepared: segment_2_5d(model, prepared, fusion=parameters["fusion"],
-                                             threshold=parameters["threshold"], batch_size=batch_size,
-                                             precision=parameters["precision"])
-    # KIND_VOLUME and KIND_3D: the GP-Unet models of wmhkit.infer.volume (imported here: it needs their network).
-    from wmhkit.infer.volume import load_volume_model, predict_gp_unet
-
-    volume_model = process_cached(model_key, lambda: load_volume_model(model_dir, device=device))
-    return lambda prepared: _volume_prediction(
-        predict_gp_unet(volume_model, prepared["flair"], prepared["brain_mask"])
-    )
-
-
-def _volume_prediction(result: GpUnetPrediction) -> ScanPrediction:
-    """Outputs of :func:`wmhkit.infer.volume.predict_gp_unet`: for a weak-label model its
-    map is an attention map (written beside the mask, or alone for a Fazekas model, which
-    has no mask), for the strong twin a probability map."""
-    voxel_map = result.voxel_map.with_array(result.voxel_map.array.astype(np.float32))
-    if result.segmentation is None:
-        return ScanPrediction(None, None, voxel_map, grade=result.grade)
-    wmh = result.segmentation.with_array((result.segmentation.array > 0).astype(np.uint8))
-    if not result.weak:
-        return ScanPrediction(voxel_map, wmh)
-    return ScanPrediction(wmh.with_array(wmh.array.astype(np.float32)), wmh, voxel_map, float(result.volume_ml),
-                          result.grade)
-
-
-def _scan_record(context: _RunContext, scan: ScanInput) -> tuple[dict[str, Any], dict[str, Any], Path, Any]:
-    """A scan's inputs, parameters, completion-record path and the record its outputs must match."""
+def _scan_dependencies(context: PredictStage, scan: ScanInput) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A scan's inputs and parameters (recorded in its sidecars and completion record)."""
     inputs = {"flair": scan.flair, "t1": scan.t1, "brain_mask": scan.brain_mask,
               "model": context.model_dir / MODEL_YAML}
     parameters = context.parameters | {"normalisation": scan.normalisation or context.prepare.normalisation}
-    record = record_path(context.out_dir, STEP, scan.name)
-    expected = expected_record(record, step=STEP, inputs=inputs, parameters=parameters | {"device": context.device},
-                               model=context.model)
-    return inputs, parameters, record, expected
+    return inputs, parameters
 
 
-def stored_prediction(context: _RunContext, scan: ScanInput) -> tuple[dict[str, Path], dict[str, Any]] | None:
-    """The outputs and volumes row of a scan whose completion record is up to date, else None
-    (also when an input cannot be read: its task then fails with the error)."""
-    record = record_path(context.out_dir, STEP, scan.name)
-    return _stored_outputs(context, up_to_date_result(record, lambda: _scan_record(context, scan)[3]))
-
-
-def _stored_outputs(context: _RunContext,
-                    stored: dict[str, Any] | None) -> tuple[dict[str, Path], dict[str, Any]] | None:
-    if stored is None:
-        return None
-    return {role: resolve_output(context.out_dir, name) for role, name in stored["outputs"].items()}, stored["volumes"]
-
-
-def _predict_one(scan: ScanInput, segmenter: Segmenter, context: _RunContext,
+def _predict_one(scan: ScanInput, predictor: Predictor, context: PredictStage,
                  work_dir: Path) -> tuple[dict[str, Path], dict[str, Any]]:
-    inputs, parameters, record, expected = _scan_record(context, scan)
-    stored = _stored_outputs(context, completed_result(record, expected))
-    if stored is not None:
-        log.info("%s: outputs are up to date, not recomputed", scan.name)
-        return stored
-    discard_record(record)
+    inputs, parameters = _scan_dependencies(context, scan)
     log.info("%s: preparing", scan.name)
     prepared_scan = prepare_scan(
         scan.flair, work_dir / scan.name, t1=scan.t1, brain_mask=scan.brain_mask,
@@ -619,7 +476,7 @@ def _predict_one(scan: ScanInput, segmenter: Segmenter, context: _RunContext,
     if "t1" in prepared_scan.outputs:
         prepared["t1"] = load_image(prepared_scan.outputs["t1"])
     log.info("%s: segmenting", scan.name)
-    prediction = segmenter(prepared)
+    prediction = predictor.predict(prepared)
     native = native_maps(prediction, prepared, prepared_scan.geometry)
     flags = scan_flags(scan.flair, native["flair"].spacing_mm)
     row = {"subject": scan.subject, "session": scan.session, **_mask_volumes(native, parameters),
@@ -644,8 +501,6 @@ def _predict_one(scan: ScanInput, segmenter: Segmenter, context: _RunContext,
         for path in written:
             path.unlink(missing_ok=True)
         raise
-    commit_record(record, expected, [*paths.values(), *(sidecar_path(p) for p in paths.values())],
-                  {"outputs": extra["outputs"], "volumes": row})
     return paths, row
 
 
@@ -704,7 +559,7 @@ def _mask_volumes(native: Mapping[str, Image], parameters: Mapping[str, Any]) ->
     return volumes.as_row()
 
 
-def _write_volumes(rows: list[dict[str, Any]], out_dir: Path, context: _RunContext) -> Path:
+def _write_volumes(rows: list[dict[str, Any]], out_dir: Path, context: PredictStage) -> Path:
     table = pd.DataFrame(rows, columns=list(CSV_COLUMNS))
     table = table.sort_values(["subject", "session"], kind="stable").reset_index(drop=True)
     for count in ("lesion_count", "predicted_grade"):

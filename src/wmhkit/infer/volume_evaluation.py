@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from wmhkit.infer.volume import load_volume_model, predict_scans
+from wmhkit.infer.volume import predict_scans
+from wmhkit.models.predict_gp_unet import load_volume_model
 from wmhkit.stats.tables import write_csv, write_tables
 from wmhkit.stats.volume_models import agreement_table, confounder_table
 
@@ -66,3 +67,13 @@ def evaluate_volume_models(models: Mapping[str, Path], manifest: Path, out: Path
             continue
         written.extend(write_tables(pd.concat(parts, ignore_index=True), out, table_name))
     return written
+
+
+def evaluate_test_split(models: Mapping[str, Path], manifest: Path, splits: Mapping[str, str],
+                        out: Path) -> list[Path]:
+    """:func:`evaluate_volume_models` on the scans a run held out (role ``test`` in ``splits``, scan → role).
+
+    Returns the files written; none when the run has no test scans.
+    """
+    test_ids = [scan for scan, role in splits.items() if role == "test"]
+    return evaluate_volume_models(models, manifest, out, {"test": test_ids}) if test_ids else []

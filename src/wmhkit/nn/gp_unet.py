@@ -14,9 +14,8 @@ pooling and nearest-neighbour upsampling; the skip is concatenated before each
 pair of decoder convolutions. Channels are ``base_channels × 2^level``.
 Convolutions start from He (Kaiming-normal, fan-in) weights and zero biases:
 there is no normalisation layer, and PyTorch's default initialisation shrinks
-the activations about 2.5× per convolution, so that Adam's first steps on the
-biases switched every ReLU off and the network output one constant for all
-scans (the ICC ≈ 0 of the first CPU benchmarks).
+the activations at every convolution, so that Adam's first steps on the biases
+switched every ReLU off and the network output one constant for all scans.
 
 Heads (same parameter names, so a weak and a strong network from the same seed
 start from identical weights and differ only in their label type):
@@ -28,11 +27,9 @@ start from identical weights and differ only in their label type):
     ``out = W · s Σ_v F_v + b``: with ``s`` the box voxel volume in mL the
     attention map is a lesion density (mL per mL) whose integral over the box is
     the volume (up to a constant with ``pooled_norm``). This matters for
-    learning: a lesion of a few mL is ~0.05 % of a whole-brain box, so through
-    an average the dense weights would have to grow
-    by thousands before a lesion moves the output by one mL, far beyond what a
-    few hundred optimiser steps reach (on phantoms the average-pooled network's
-    output did not vary across scans at all after 30 epochs). With
+    learning: a lesion is a tiny fraction of a whole-brain box, so through an
+    average the dense weights would have to grow by thousands before a lesion
+    moves the output by one mL, far beyond what an optimiser reaches. With
     ``ordinal_levels = K`` the dense layer has one output and ``K − 1`` learned
     cut points give the cumulative logits ``out − cut_j`` (rank-consistent
     ordinal regression, Cao et al. 2020).
@@ -44,27 +41,22 @@ With ``pooled_norm`` the pooled features pass through a batch normalisation
 without learned scale or shift (``(p_c − μ_c) / σ_c``, batch statistics in
 training, running statistics in evaluation) before the dense layer. Without it
 the weak model does not learn on phantoms: the pooled maps share a component
-common to every scan that is ~4× larger than their spread across scans (mean 331
-vs SD 83 per channel at the start), so the first optimiser steps on the dense
-layer move every output together, the trunk shrinks its maps and the network
-predicts the training mean for every scan within ~20 steps (ICC ≈ 0 after 2700
-steps). Centred and scaled pooled features leave the dense layer only the
-differences between scans, and the same network learns the volumes (see
-BENCHMARKS.md, "Weak-label GP-Unet").
+common to every scan that is larger than their spread across scans, so the first
+optimiser steps on the dense layer move every output together, the trunk shrinks
+its maps and the network predicts the training mean for every scan. Centred and
+scaled pooled features leave the dense layer only the differences between scans,
+and the same network learns the volumes (see BENCHMARKS.md, "Weak-label GP-Unet").
 
 With ``output_scale = σ_y`` (the SD of the training targets) the dense weights
 act in units of ``σ_y``: ``out = σ_y · W z + b``, i.e. the dense layer regresses
 standardised targets. This matters with ``pooled_norm``: the normalised features
 ``z`` have unit variance whatever the trunk does, so the outputs can spread
 across scans only through ``W``, and Adam moves each weight by about the
-learning rate per step. Regressing mL (σ_y ≈ 6–10 mL on phantoms) at lr 1e-3
-the spread can grow by only ~1e-3 mL per step and weight: the weak model's
-outputs stayed near the training mean (in-domain bias −4.8 mL at Pearson r
-0.82; on the tests' small-brain toy a line of slope 0.21 at r 0.98). The
-trainer also sets ``W`` and ``b`` to their least-squares values after every
-epoch (:func:`wmhkit.train.volume.refresh_readout`), which removes the limit
-for the read-out altogether; ``output_scale`` keeps Adam's steps between those
-fits in proportion.
+learning rate per step: regressing mL, the weak model's outputs stayed near the
+training mean (see BENCHMARKS.md). With ``readout: least_squares`` the trainer
+also sets ``W`` and ``b`` of the best checkpoint to their ridge fit
+(:func:`wmhkit.train.volume.refresh_readout`), which removes the limit for the
+read-out altogether.
 
 The class-activation attention map of output ``o`` is ``A_o = Σ_c W[o, c] F_c``
 (:meth:`GPUNet.attention`); because pooling and the dense layer are linear,
@@ -79,7 +71,6 @@ Input ``(N, in_channels, X, Y, Z)`` with each size a multiple of ``2^(levels−1
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -276,17 +267,3 @@ class GPUNet(nn.Module):
         if self.head != "voxel":
             raise ValueError("predict_proba is for the voxel (strong-label) head")
         return torch.sigmoid(self.forward(image))
-
-
-def build_network(spec: Mapping[str, Any]) -> GPUNet:
-    """Build the network a ``model.yaml`` ``network`` entry (from :meth:`GPUNet.network_spec`) describes."""
-    kwargs = dict(spec)
-    name = kwargs.pop("name", None)
-    if name != NETWORK_NAME:
-        raise ValueError(f"network name must be {NETWORK_NAME!r}, got {name!r}")
-    allowed = {"in_channels", "base_channels", "levels", "outputs", "head", "ordinal_levels", "pool_scale",
-               "pooled_norm", "output_scale"}
-    unknown = sorted(set(kwargs) - allowed)
-    if unknown:
-        raise ValueError(f"unknown {NETWORK_NAME} arguments {unknown}; allowed: {sorted(allowed)}")
-    return GPUNet(**kwargs)

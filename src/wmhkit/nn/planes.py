@@ -9,13 +9,11 @@ batched through the network under ``torch.inference_mode`` in channels-last
 memory format (optionally in bfloat16 autocast), passed through the sigmoid,
 cropped back and stacked. Voxels outside the brain mask get probability 0.
 
-Speed (CPU with AVX-512 bfloat16 instructions, one thread, 1 mm brain box):
-channels-last weights and inputs make the full-width VGG16 U-Net ~1.2× faster
-with the same output (float32 rounding); ``precision="bfloat16"`` another ~2×,
-with probabilities within ~1e-2 of float32. Cutting each slice to its own
-brain's bounding box was tried and dropped: the middle slices fill the box, the
-~20–30 distinct input shapes per plane each pay oneDNN's set-up, and the zero
-padding at the cut changed the masks (Dice 0.95 against the whole-box slices).
+Channels-last weights and inputs are faster on CPUs with the same output (float32
+rounding); ``precision="bfloat16"`` is faster again on CPUs with bfloat16
+instructions, with probabilities close to float32 (measured in BENCHMARKS.md).
+Each slice is not cut to its own brain's bounding box: every distinct input shape
+pays oneDNN's set-up, and the zero padding at the cut changes the masks.
 """
 
 from __future__ import annotations
@@ -89,8 +87,8 @@ def predict_plane(
     device
         Where ``network`` lives.
     precision
-        ``"float32"``, or ``"bfloat16"`` autocast: about twice as fast on CPUs with
-        bfloat16 instructions, probabilities within ~1e-2 of float32.
+        ``"float32"``, or ``"bfloat16"`` autocast: faster on CPUs with bfloat16
+        instructions, probabilities close to float32's.
 
     Returns
     -------

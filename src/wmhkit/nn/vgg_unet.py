@@ -19,7 +19,6 @@ the same ``(N, out_channels, H, W)``.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -224,23 +223,3 @@ class VGG16UNet(nn.Module):
     def predict_proba(self, image: torch.Tensor) -> torch.Tensor:
         """Sigmoid probabilities ``(N, out_channels, H, W)`` in [0, 1] (no gradient)."""
         return torch.sigmoid(self(image))
-
-
-def build_network(spec: Mapping[str, Any]) -> VGG16UNet:
-    """Build the network a ``model.yaml`` ``network`` entry describes.
-
-    Parameters
-    ----------
-    spec
-        ``{"name": "vgg16_unet", **constructor kwargs}`` as written by
-        :meth:`VGG16UNet.network_spec`.
-    """
-    kwargs = dict(spec)
-    name = kwargs.pop("name", None)
-    if name != NETWORK_NAME:
-        raise ValueError(f"network name must be {NETWORK_NAME!r}, got {name!r}")
-    allowed = {"in_channels", "out_channels", "width", "decoder_batch_norm"}
-    unknown = sorted(set(kwargs) - allowed)
-    if unknown:
-        raise ValueError(f"unknown {NETWORK_NAME} arguments {unknown}; allowed: {sorted(allowed)}")
-    return VGG16UNet(**kwargs)

@@ -44,22 +44,21 @@ with a traceback in ``OUT/crashes/<scan_id>.txt``, and left out of the new manif
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from wmhkit.cohort.failures import ErrorReport, ScanFailure, write_crash_file, write_failures
-from wmhkit.cohort.lock import output_lock
-from wmhkit.cohort.records import (
-    commit_record, completed_result, discard_record, expected_record, record_path, up_to_date_result,
-)
-from wmhkit.cohort.runner import DEFAULT_MEMORY_LIMIT, ComputeOptions, TaskOutcome, run_tasks
+from wmhkit.cohort.failures import ScanFailure
+from wmhkit.cohort.records import expected_record
+from wmhkit.cohort.runner import ComputeOptions, TaskOutcome
+from wmhkit.cohort.stage import ComputeArguments, ScanStage, StageScan, run_stage
 from wmhkit.errors import ManifestError, MaskError, OutputError
 from wmhkit.io.atomic import resolve_output
 from wmhkit.io.image import Image, check_same_grid
@@ -77,6 +76,9 @@ from wmhkit.preprocess.normalize import (
 from wmhkit.preprocess.orientation import reorient, to_canonical
 from wmhkit.preprocess.resample import resample_linear, resample_to_grid, working_grid
 from wmhkit.qc.overlay import save_overlay_png
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 log = logging.getLogger(__name__)
 
@@ -356,10 +358,7 @@ def prepare_manifest(
     out_dir: str | os.PathLike[str],
     *,
     options: PrepareOptions = PrepareOptions(),
-    workers: int = 1,
-    scheduler: str | None = None,
-    memory_limit: str = DEFAULT_MEMORY_LIMIT,
-    threads_per_worker: int | None = None,
+    **compute: Unpack[ComputeArguments],
 ) -> PrepareResult:
     """Prepare every scan of ``manifest`` into ``out_dir`` and write ``out_dir/manifest.tsv``.
 
@@ -373,10 +372,9 @@ def prepare_manifest(
     cell, ``options.dataset_normalisation[dataset]``, ``minmax`` when its
     ``fat_suppressed`` cell is true, else ``options.normalisation``.
 
-    Scans run as tasks (:func:`wmhkit.cohort.runner.run_tasks`): in-process, or on
-    ``workers`` local Dask worker processes of ``memory_limit`` each, or on the Dask
-    ``scheduler``, with ``threads_per_worker`` ITK threads each (``None``: automatic,
-    see :class:`~wmhkit.cohort.runner.ComputeOptions`); the outputs are the same. A scan whose completion record
+    Scans run through :func:`wmhkit.cohort.stage.run_stage`, where ``compute`` says
+    (:class:`~wmhkit.cohort.stage.ComputeArguments`: in-process, or on Dask workers);
+    the outputs are the same. A scan whose completion record
     (``out_dir/records/prepare/<scan_id>.json``) matches its inputs, settings and
     versions, with intact outputs, is not recomputed. ``out_dir`` is locked for the
     duration of the run.
@@ -396,8 +394,7 @@ def prepare_manifest(
     ValueError
         For invalid ``workers``, ``memory_limit`` or ``threads_per_worker``.
     """
-    compute = ComputeOptions(workers=workers, scheduler=scheduler, memory_limit=memory_limit,
-                             threads_per_worker=threads_per_worker)
+    compute_options = ComputeOptions(**compute)
     table = read_manifest(manifest)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -406,40 +403,25 @@ def prepare_manifest(
         raise OutputError(
             f"output folder {out_dir} is the input manifest's folder; choose another folder so inputs stay untouched"
         )
-    with output_lock(out_dir, step="prepare"):
-        jobs, early = [], {}
-        for index, row in enumerate(table.rows(), start=1):
-            scan_id = table.scan_id(row)
-            try:
-                jobs.append((scan_id, _prepare_job(table, row, index, out_dir, options)))
-            except Exception as exc:  # e.g. an unknown normalisation cell: that scan fails, the others run
-                early[scan_id] = TaskOutcome(scan_id, failure=ErrorReport.from_exception(exc))
-        outcomes = run_tasks(prepare_task, jobs, compute, step="prepare", stored=stored_prepared)
-        done = {o.key: o for o in outcomes} | early
-        prepared: dict[str, PreparedScan] = {}
-        failures: list[ScanFailure] = []
-        rows: list[dict[str, str]] = []
-        for row in table.rows():
-            scan_id = table.scan_id(row)
-            outcome = done[scan_id]
-            crash_file = resolve_output(out_dir, f"crashes/{scan_id}.txt")
-            if outcome.failure is not None:
-                log.error("%s: %s", scan_id, outcome.failure.error)
-                write_crash_file(crash_file, {"prepare": outcome.failure})
-                failures.append(ScanFailure(row["subject"], row.get("session", ""), outcome.failure.error, crash_file))
-                continue
-            crash_file.unlink(missing_ok=True)
-            prepared[scan_id] = outcome.value
-            rows.append(_prepared_row(table, row, outcome.value, out_dir))
-        write_failures(failures, out_dir / "failures.tsv")
-        manifest_path = write_manifest(_prepared_table(table, rows), out_dir / "manifest.tsv")
+    scans = [StageScan.build(table.scan_id(row), row["subject"], row.get("session", ""),
+                             functools.partial(_prepare_job, table, row, index, out_dir, options))
+             for index, row in enumerate(table.rows(), start=1)]
+
+    def write_prepared_manifest(outcomes: list[TaskOutcome[PreparedScan]]) -> tuple[Path, dict[str, PreparedScan]]:
+        prepared = {o.key: o.value for o in outcomes if o.failure is None}
+        rows = [_prepared_row(table, row, prepared[o.key], out_dir)
+                for row, o in zip(table.rows(), outcomes) if o.failure is None]
+        return write_manifest(_prepared_table(table, rows), out_dir / "manifest.tsv"), prepared
+
+    (manifest_path, prepared), failures = run_stage(PrepareStage(), scans, out_dir, compute_options,
+                                                    write_prepared_manifest)
     log.info("prepared %d of %d scans into %s", len(prepared), len(table), out_dir)
     return PrepareResult(manifest_path, prepared, failures)
 
 
 @dataclass(frozen=True)
 class PrepareJob:
-    """One scan of a manifest run: what :func:`prepare_task` needs (picklable, small)."""
+    """One scan of a manifest run: what :class:`PrepareStage` needs (picklable, small)."""
 
     out_dir: Path
     scan_id: str
@@ -451,39 +433,33 @@ class PrepareJob:
     options: PrepareOptions
 
 
-def _job_record(job: PrepareJob) -> tuple[Path, dict[str, Any]]:
-    """The scan's completion-record path and the record its outputs must match."""
-    record = record_path(job.out_dir, "prepare", job.scan_id)
-    inputs = {"flair": job.flair, "t1": job.t1, "brain_mask": job.brain_mask, **job.labels}
-    parameters = job.options.to_dict() | {"normalisation": job.normalisation}
-    return record, expected_record(record, step="prepare", inputs=inputs, parameters=parameters)
+class PrepareStage(ScanStage[PrepareJob, PreparedScan]):
+    """Prepare one scan of a manifest run into ``out_dir/<scan_id>``."""
 
+    step = "prepare"
+    outputs = "prepared outputs"
 
-def stored_prepared(job: PrepareJob) -> PreparedScan | None:
-    """The scan's prepared outputs when its completion record is up to date, else None (checked
-    before any worker starts; an unreadable input is left to its task, which reports it)."""
-    record = record_path(job.out_dir, "prepare", job.scan_id)
-    stored = up_to_date_result(record, lambda: _job_record(job)[1])
-    return None if stored is None else _scan_from_record(stored, job.out_dir)
+    def expected(self, job: PrepareJob, record: Path) -> dict[str, Any]:
+        inputs = {"flair": job.flair, "t1": job.t1, "brain_mask": job.brain_mask, **job.labels}
+        parameters = job.options.to_dict() | {"normalisation": job.normalisation}
+        return expected_record(record, step=self.step, inputs=inputs, parameters=parameters)
 
+    def compute(self, job: PrepareJob) -> tuple[PreparedScan, list[Path], dict[str, Any]]:
+        scan_dir = resolve_output(job.out_dir, job.scan_id)
+        result = prepare_scan(job.flair, scan_dir, t1=job.t1, brain_mask=job.brain_mask, labels=job.labels,
+                              normalisation=job.normalisation, options=job.options)
+        written = [*result.outputs.values(), *(sidecar_path(p) for p in result.outputs.values())]
+        if job.options.qc_png:
+            written.append(scan_dir / QC_PNG)
+        summary = {"outputs": {role: relative_path(path, job.out_dir) for role, path in sorted(result.outputs.items())},
+                   "geometry": result.geometry.to_dict(), "brain_mask_source": result.brain_mask_source,
+                   "anisotropic": result.anisotropic}
+        return result, written, summary
 
-def prepare_task(job: PrepareJob) -> PreparedScan:
-    """Prepare one scan of a manifest run into ``out_dir/<scan_id>``, or reuse its outputs when
-    its completion record is complete (:mod:`wmhkit.cohort.records`); commit the record after."""
-    record, expected = _job_record(job)
-    stored = completed_result(record, expected)
-    if stored is not None:
-        log.info("%s: prepared outputs are up to date, not recomputed", job.scan_id)
-        return _scan_from_record(stored, job.out_dir)
-    discard_record(record)
-    scan_dir = resolve_output(job.out_dir, job.scan_id)
-    result = prepare_scan(job.flair, scan_dir, t1=job.t1, brain_mask=job.brain_mask, labels=job.labels,
-                          normalisation=job.normalisation, options=job.options)
-    written = [*result.outputs.values(), *(sidecar_path(p) for p in result.outputs.values())]
-    if job.options.qc_png:
-        written.append(scan_dir / QC_PNG)
-    commit_record(record, expected, written, _scan_to_record(result, job.out_dir))
-    return result
+    def restore(self, job: PrepareJob, stored: Mapping[str, Any]) -> PreparedScan:
+        outputs = {role: resolve_output(job.out_dir, relative) for role, relative in stored["outputs"].items()}
+        return PreparedScan(outputs, NativeGeometry.from_dict(stored["geometry"]), stored["brain_mask_source"],
+                            bool(stored["anisotropic"]))
 
 
 def _prepare_job(table: Manifest, row: Mapping[str, str], index: int, out_dir: Path,
@@ -491,18 +467,6 @@ def _prepare_job(table: Manifest, row: Mapping[str, str], index: int, out_dir: P
     return PrepareJob(out_dir, table.scan_id(dict(row)), table.path(dict(row), "flair"), table.path(dict(row), "t1"),
                       table.path(dict(row), "brain_mask"), _row_labels(table, row),
                       row_normalisation(table, row, index, options), options)
-
-
-def _scan_to_record(scan: PreparedScan, out_dir: Path) -> dict[str, Any]:
-    return {"outputs": {role: relative_path(path, out_dir) for role, path in sorted(scan.outputs.items())},
-            "geometry": scan.geometry.to_dict(), "brain_mask_source": scan.brain_mask_source,
-            "anisotropic": scan.anisotropic}
-
-
-def _scan_from_record(stored: Mapping[str, Any], out_dir: Path) -> PreparedScan:
-    outputs = {role: resolve_output(out_dir, relative) for role, relative in stored["outputs"].items()}
-    return PreparedScan(outputs, NativeGeometry.from_dict(stored["geometry"]), stored["brain_mask_source"],
-                        bool(stored["anisotropic"]))
 
 
 def _load_label(path: Path, flair: Image, allowed: tuple[int, ...]) -> Image:

@@ -56,14 +56,11 @@ from __future__ import annotations
 import dataclasses
 import os
 from importlib import resources
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from wmhkit.train.config_reader import ConfigError, ConfigReader, plain
+from wmhkit.train.config_reader import ConfigError, ConfigReader, RecordedConfig, read_config_yaml
 
 LABEL_KINDS = ("bronze", "silver", "gold")
 BRONZE_COMBINE = ("each", "union", "majority")
@@ -113,7 +110,10 @@ class AugmentationConfig:
 
 @dataclass(frozen=True)
 class EarlyStopping:
-    patience: int = 10
+    """Stop after ``patience`` epochs whose validation metric beat the best by no more than ``min_delta``
+    (both families; :class:`wmhkit.train.loop.LoopSettings`)."""
+
+    patience: int = field(default=10, metadata={"minimum": 1})
     min_delta: float = 0.0
 
 
@@ -144,7 +144,7 @@ class StageConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(RecordedConfig):
     name: str
     stages: tuple[StageConfig, ...]
     seed: int = 0
@@ -163,18 +163,11 @@ class TrainConfig:
     loss: LossConfig = LossConfig()
     augmentation: AugmentationConfig = AugmentationConfig()
     source: str | None = field(default=None, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain (YAML/JSON-ready) form of the resolved config."""
-        record = plain(dataclasses.asdict(self))
-        record.pop("source")
-        return record
+    execution_keys = EXECUTION_KEYS
 
     def identity(self) -> dict[str, Any]:
         """The settings that determine the trained weights (for the config hash)."""
-        record = self.to_dict()
-        for key in EXECUTION_KEYS:
-            record.pop(key, None)
+        record = super().identity()
         if self.data.background_fraction == 0.0:  # keeps the hash of configs written before the option
             record["data"].pop("background_fraction")
         return record
@@ -213,22 +206,14 @@ def load_config(path: str | os.PathLike[str]) -> TrainConfig:
         For unreadable YAML and for any invalid key (named in the message).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(path, "config file does not exist", "give a YAML file or a shipped config name (m3sl, m3sl-cpu, ...)")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, f"not valid YAML ({str(exc).splitlines()[0]})", "fix the syntax") from exc
-    config = parse_config(raw, source=path)
-    return config
+    return parse_config(read_config_yaml(path, "m3sl, m3sl-cpu"), source=path)
 
 
 def parse_config(raw: Any, *, source: str | os.PathLike[str] | None = None) -> TrainConfig:
     """Validate a config mapping (as read from YAML) into a :class:`TrainConfig`."""
     where = Path(source) if source is not None else None
     reader = ConfigReader(where)
-    top = reader.mapping(raw, "")
-    reader.known(top, "", {f.name for f in dataclasses.fields(TrainConfig)} - {"source"})
+    top = reader.top(raw, TrainConfig)
     default_name = where.stem if where is not None else "run"
     stages_raw = top.get("stages")
     if not isinstance(stages_raw, list) or not stages_raw:
@@ -242,18 +227,10 @@ def parse_config(raw: Any, *, source: str | os.PathLike[str] | None = None) -> T
             raise ConfigError(where, f"stages: cross-validated gold stage {stage.name!r} must be the last stage",
                               "move it last or set folds: 1")
     init = reader.choice(top, "", "init", INITS, "random")
-    imagenet = reader.optional_str(top, "", "imagenet_weights")
-    if imagenet is not None and where is not None and not Path(imagenet).is_absolute():
-        imagenet = str(where.parent / imagenet)
-    init_model = reader.optional_str(top, "", "init_model")
-    if init_model is not None and where is not None and not Path(init_model).is_absolute():
-        init_model = str(where.parent / init_model)
+    init_model = reader.path(top, "", "init_model")
     if (init == "model") != (init_model is not None):
         raise ConfigError(where, "init: model and init_model go together",
                           "set init: model with init_model: MODEL_FOLDER, or remove init_model")
-    manifest = reader.optional_str(top, "", "manifest")
-    if manifest is not None and where is not None and not Path(manifest).is_absolute():
-        manifest = str(where.parent / manifest)
     planes = tuple(reader.string_list(top, "", "planes", list(PLANES)))
     for plane in planes:
         if plane not in PLANES:
@@ -264,10 +241,10 @@ def parse_config(raw: Any, *, source: str | os.PathLike[str] | None = None) -> T
         name=reader.string(top, "", "name", default_name),
         stages=stages,
         seed=reader.integer(top, "", "seed", 0, minimum=0),
-        manifest=manifest,
-        network=_section(reader, top, "network", NetworkConfig),
+        manifest=reader.path(top, "", "manifest"),
+        network=reader.dataclass_section(top, "network", NetworkConfig),
         init=init,
-        imagenet_weights=imagenet,
+        imagenet_weights=reader.path(top, "", "imagenet_weights"),
         init_model=init_model,
         planes=planes,
         fusion=reader.choice(top, "", "fusion", FUSIONS, "mean"),
@@ -275,9 +252,9 @@ def parse_config(raw: Any, *, source: str | os.PathLike[str] | None = None) -> T
         parallel_planes=reader.integer(top, "", "parallel_planes", 1, minimum=1),
         device=reader.choice(top, "", "device", DEVICES, "auto"),
         tensorboard=reader.boolean(top, "", "tensorboard", True),
-        data=_section(reader, top, "data", DataConfig),
-        loss=_section(reader, top, "loss", LossConfig),
-        augmentation=_section(reader, top, "augmentation", AugmentationConfig),
+        data=reader.dataclass_section(top, "data", DataConfig),
+        loss=reader.dataclass_section(top, "loss", LossConfig),
+        augmentation=reader.dataclass_section(top, "augmentation", AugmentationConfig),
         source=None if where is None else str(where),
     )
     _check_values(reader, config)
@@ -289,8 +266,8 @@ def _stage(reader: ConfigReader, raw: Any, at: str) -> StageConfig:
     reader.known(item, at, {f.name for f in dataclasses.fields(StageConfig)})
     labels = reader.choice(item, at, "labels", LABEL_KINDS, None)
     early = item.get("early_stopping", {})
-    early_stopping = None if early is None else _section(reader, {"early_stopping": early}, "early_stopping",
-                                                         EarlyStopping, prefix=f"{at}.")
+    early_stopping = None if early is None else reader.dataclass_section({"early_stopping": early}, "early_stopping",
+                                                                         EarlyStopping, prefix=f"{at}.")
     slices = item.get("slices_per_epoch")
     val_slices = item.get("val_slices")
     return StageConfig(
@@ -313,27 +290,6 @@ def _stage(reader: ConfigReader, raw: Any, at: str) -> StageConfig:
         slices_per_epoch=None if slices is None else reader.integer(item, at, "slices_per_epoch", 0, minimum=1),
         val_slices=None if val_slices is None else reader.integer(item, at, "val_slices", 0, minimum=1),
     )
-
-
-def _section(reader: ConfigReader, top: Mapping[str, Any], key: str, cls: type, prefix: str = "") -> Any:
-    at = f"{prefix}{key}"
-    raw = top.get(key, {})
-    section = reader.mapping({} if raw is None else raw, at)
-    reader.known(section, at, {f.name for f in dataclasses.fields(cls)})
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        default = f.default
-        if f.name not in section:
-            continue
-        if isinstance(default, bool):
-            values[f.name] = reader.boolean(section, at, f.name, default)
-        elif isinstance(default, int):
-            values[f.name] = reader.integer(section, at, f.name, default, minimum=0)
-        elif isinstance(default, float):
-            values[f.name] = reader.number(section, at, f.name, default, minimum=0.0)
-        elif isinstance(default, tuple):
-            values[f.name] = tuple(reader.integer_list(section, at, f.name, len(default)))
-    return cls(**values)
 
 
 def _check_values(reader: ConfigReader, config: TrainConfig) -> None:

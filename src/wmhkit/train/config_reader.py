@@ -1,19 +1,24 @@
 """Validation of training config YAML, shared by both config families.
 
-:class:`ConfigReader` reads typed values out of a parsed YAML mapping and raises
-:class:`ConfigError` naming the file, the key path (``optimizer.learning_rate``) and
-the fix, so both :mod:`wmhkit.train.config` (segmentation) and
-:mod:`wmhkit.train.volume_config` (GP-Unet) report bad configs the same way.
-Every getter takes ``(item, at, key, default)``: the mapping, the path of the section
-it sits in (``""`` at the top), the key and its default.
+:func:`read_config_yaml` reads the file; :class:`ConfigReader` reads typed values out
+of the parsed mapping and raises :class:`ConfigError` naming the file, the key path
+(``optimizer.learning_rate``) and the fix, so both :mod:`wmhkit.train.config`
+(segmentation) and :mod:`wmhkit.train.volume_config` (GP-Unet) report bad configs the
+same way. Every getter takes ``(item, at, key, default)``: the mapping, the path of the
+section it sits in (``""`` at the top), the key and its default. Both configs are
+frozen dataclasses whose fields are the YAML keys, sections nested as in the file
+(:class:`RecordedConfig`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
+
+import yaml
 
 from wmhkit.errors import InputError
 
@@ -35,6 +40,40 @@ def plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def read_config_yaml(path: Path, examples: str) -> Any:
+    """The parsed YAML of the config file ``path``; ``examples`` names shipped configs for the error's fix.
+
+    Raises
+    ------
+    ConfigError
+        For a missing file or invalid YAML.
+    """
+    if not path.is_file():
+        raise ConfigError(path, "config file does not exist", f"give a YAML file or a shipped config name ({examples}, ...)")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, f"not valid YAML ({str(exc).splitlines()[0]})", "fix the syntax") from exc
+
+
+class RecordedConfig:
+    """The plain record and the identity of a frozen config dataclass with a ``source`` field (its file)."""
+
+    #: Keys that change how a run executes but not what it computes (left out of :meth:`identity`).
+    execution_keys: ClassVar[tuple[str, ...]] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain YAML types, nested as in the file (written to ``RUN/config.yaml``)."""
+        record = plain(dataclasses.asdict(self))  # type: ignore[call-overload]
+        record.pop("source")
+        return record
+
+    def identity(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the execution-only keys: the settings that determine the trained weights
+        (input of the run identity, :func:`wmhkit.train.run_folder.run_identity`)."""
+        return {key: value for key, value in self.to_dict().items() if key not in self.execution_keys}
 
 
 def _key(at: str, key: str) -> str:
@@ -65,6 +104,12 @@ class ConfigReader:
             self.fail(at or "config", f"must be a mapping of keys, got {type(raw).__name__}", "write key: value lines")
         return raw
 
+    def top(self, raw: Any, config_class: type) -> dict[str, Any]:
+        """The top mapping of a config, with only the fields of ``config_class`` (less ``source``) as keys."""
+        top = self.mapping(raw, "")
+        self.known(top, "", {f.name for f in dataclasses.fields(config_class)} - {"source"})
+        return top
+
     def known(self, item: Mapping[str, Any], at: str, allowed: set[str]) -> None:
         unknown = sorted(str(k) for k in item if k not in allowed)
         if unknown:
@@ -76,6 +121,37 @@ class ConfigReader:
         self.known(section, key, allowed)
         return section
 
+    def dataclass_section(self, top: Mapping[str, Any], key: str, cls: type, *, prefix: str = "",
+                          defaults: Mapping[str, Any] | None = None) -> Any:
+        """The section ``top[key]`` (absent or null: every default) as a ``cls`` dataclass.
+
+        A field is read by the type of its default (bool, int, float, tuple of ints), within the
+        ``minimum`` / ``maximum`` (``open``: ends excluded) of its metadata (numbers: ``minimum`` 0 unless
+        given), or as one of its metadata's ``choices``; ``defaults`` replace the class's defaults.
+        """
+        at = f"{prefix}{key}"
+        raw = top.get(key)
+        section = self.mapping({} if raw is None else raw, at)
+        self.known(section, at, {f.name for f in dataclasses.fields(cls)})
+        values = dict(defaults or {})
+        for f in dataclasses.fields(cls):
+            if f.name not in section:
+                continue
+            default, rules = values.get(f.name, f.default), f.metadata
+            if "choices" in rules:
+                values[f.name] = self.choice(section, at, f.name, rules["choices"], default)
+            elif isinstance(default, bool):
+                values[f.name] = self.boolean(section, at, f.name, default)
+            elif isinstance(default, int):
+                values[f.name] = self.integer(section, at, f.name, default, minimum=rules.get("minimum", 0),
+                                              maximum=rules.get("maximum"))
+            elif isinstance(default, float):
+                values[f.name] = self.number(section, at, f.name, default, minimum=rules.get("minimum", 0.0),
+                                             maximum=rules.get("maximum"), open_interval=rules.get("open", False))
+            elif isinstance(default, tuple):
+                values[f.name] = tuple(self.integer_list(section, at, f.name, len(default)))
+        return cls(**values)
+
     def string(self, item: Mapping[str, Any], at: str, key: str, default: str | None) -> str:
         value = item.get(key, default)
         if not isinstance(value, str) or not value:
@@ -85,6 +161,13 @@ class ConfigReader:
     def optional_str(self, item: Mapping[str, Any], at: str, key: str) -> str | None:
         value = item.get(key)
         return None if value is None else self.string(item, at, key, None)
+
+    def path(self, item: Mapping[str, Any], at: str, key: str) -> str | None:
+        """An optional file or folder path; a relative one is taken relative to the config file."""
+        value = self.optional_str(item, at, key)
+        if value is not None and self.where is not None and not Path(value).is_absolute():
+            value = str(self.where.parent / value)
+        return value
 
     def choice(self, item: Mapping[str, Any], at: str, key: str, options: Sequence[str], default: str | None) -> str:
         value = item.get(key, default)

@@ -1,15 +1,12 @@
-"""Write a model folder (the contract shared by ``train``, ``train-volume`` and ``predict``).
+"""Export trained networks as a model folder (written by :func:`wmhkit.models.folder.write_model_folder`).
 
-Layout::
-
-    model.yaml        kind, network, planes, fusion, threshold, prepare, input geometry,
-                      wmhkit_version, trained_on
-    weights/<plane>.pt  plain state_dicts (torch.load(..., weights_only=True))
-    provenance.json   config, config hash, data (manifest sha256), seed, versions,
-                      device, per-stage best metric
-
-``provenance.json`` records the model hash of :func:`wmhkit.infer.model_folder.model_hash`,
-the same one ``predict`` puts in its completion records and sidecars.
+Both trainers export through :func:`write_trained_model`, which adds the
+``wmhkit_version`` and ``trained_on`` entries to ``model.yaml``; the writer adds the
+software versions and the model hash (the one ``predict`` puts in its completion
+records and sidecars) to ``provenance.json``. A 2.5D segmenter's ``model.yaml``
+(:func:`export_model_folder`) holds ``kind``, ``network``, ``planes``, ``fusion``,
+``threshold``, ``prepare`` and the input geometry; its weights are one
+``weights/<plane>.pt`` per plane.
 """
 
 from __future__ import annotations
@@ -22,20 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 import wmhkit
-from wmhkit.infer.model_folder import (
-    KIND_2_5D,
-    MODEL_YAML,
-    PROVENANCE_JSON,
-    WEIGHTS_DIR,
-    model_hash,
-    save_weights,
-)
-from wmhkit.io.atomic import write_text_atomic
 from wmhkit.io.manifest import Manifest
-from wmhkit.io.provenance import sidecar_path, software_versions
+from wmhkit.io.provenance import sidecar_path
+from wmhkit.models.folder import KIND_2_5D, write_model_folder
 from wmhkit.train.config_reader import plain
 
 log = logging.getLogger(__name__)
@@ -89,10 +77,6 @@ def export_model_folder(
     provenance
         Config, config hash, data, seed, device, per-stage metrics (versions are added).
     """
-    out_dir = Path(out_dir)
-    (out_dir / WEIGHTS_DIR).mkdir(parents=True, exist_ok=True)
-    for plane, state in plane_weights.items():
-        save_weights(state, out_dir / WEIGHTS_DIR / f"{plane}.pt")
     description = {
         "kind": KIND_2_5D,
         "network": dict(network),
@@ -101,10 +85,32 @@ def export_model_folder(
         "threshold": float(threshold),
         "prepare": None if prepare is None else dict(prepare),
         "input": dict(input_geometry),
-        "wmhkit_version": wmhkit.__version__,
-        "trained_on": trained_on,
     }
-    write_text_atomic(out_dir / MODEL_YAML, yaml.safe_dump(plain(description), sort_keys=False))
-    record = {**plain(dict(provenance)), "versions": software_versions(), "model_hash": model_hash(out_dir)}
-    write_text_atomic(out_dir / PROVENANCE_JSON, json.dumps(record, indent=2, sort_keys=True) + "\n")
-    return out_dir
+    return write_trained_model(out_dir, description, plane_weights, trained_on=trained_on, provenance=provenance)
+
+
+def write_trained_model(
+    out_dir: str | os.PathLike[str],
+    record: Mapping[str, Any],
+    weights: Mapping[str, Mapping[str, torch.Tensor]],
+    *,
+    trained_on: str,
+    provenance: Mapping[str, Any],
+) -> Path:
+    """Write a trained model's folder and return it.
+
+    Parameters
+    ----------
+    record
+        The ``model.yaml`` entries of the model's kind; ``wmhkit_version`` and
+        ``trained_on`` are appended.
+    weights
+        Weights name (plane, or ``"model"``) → ``state_dict``.
+    trained_on
+        Short description of the training data.
+    provenance
+        Config, config hash, data, seed, device, metrics (versions and model hash are added).
+    """
+    description = plain({**record, "wmhkit_version": wmhkit.__version__, "trained_on": trained_on})
+    write_model_folder(out_dir, description, weights, plain(dict(provenance)))
+    return Path(out_dir)

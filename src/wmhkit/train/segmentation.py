@@ -31,7 +31,7 @@ import logging
 import math
 import multiprocessing
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,32 +48,33 @@ from wmhkit.io.manifest import Manifest, read_manifest
 from wmhkit.io.nifti import load_image, load_mask
 from wmhkit.io.provenance import sha256_file
 from wmhkit.metrics.segmentation import METRIC_COLUMNS, segmentation_metrics, wmh_from_gold
+from wmhkit.models.networks import build_network
+from wmhkit.models.predictors import SegmentationPredictor
 from wmhkit.nn.imagenet import load_imagenet_encoder
 from wmhkit.nn.losses import DiceFocalLoss, split_labels
-from wmhkit.nn.plane_fusion import fuse_probabilities
-from wmhkit.nn.planes import predict_plane
-from wmhkit.nn.vgg_unet import DOWNSAMPLING, VGG16UNet, build_network
+from wmhkit.nn.vgg_unet import DOWNSAMPLING, VGG16UNet
 from wmhkit.train import distributed
-from wmhkit.train.checkpoint import (
-    BEST_NAME, LAST_NAME, load_checkpoint, load_resume_checkpoint,
-    restore_training_state, save_checkpoint,
-)
+from wmhkit.train.checkpoint import BEST_NAME, load_checkpoint
 from wmhkit.train.config import TrainConfig
 from wmhkit.train.data import (
-    LabelSource, SliceSet, augment, epoch_order, has_lesion, load_slice_set, stage_label_sources,
+    LabelSource,
+    SliceSet,
+    augment,
+    epoch_order,
+    has_lesion,
+    load_slice_set,
+    stage_label_sources,
     to_tensors,
 )
 from wmhkit.train.distributed import DistContext
 from wmhkit.train.export import export_model_folder, prepare_parameters
-from wmhkit.train.history import write_history
+from wmhkit.train.loop import Batches, LoopSettings, Progress, train_epochs
 from wmhkit.train.reproducibility import epoch_generator, seed_everything
 from wmhkit.train.run_folder import run_identity, start_run_folder
 from wmhkit.train.splits import Split, gold_folds, train_val_split
 
 log = logging.getLogger(__name__)
 
-#: ``progress(description, done, total)`` is called after every training batch.
-Progress = Callable[[str, int, int], None]
 DONE_NAME = "done.json"
 CV_METRICS = "cv_metrics.tsv"
 MODEL_DIR = "model"
@@ -303,9 +304,9 @@ def train_unit(
 ) -> UnitResult:
     """Train one stage of one plane (one fold) and return its best validation IoU.
 
-    Checkpoints ``last.pt`` after every epoch and ``best.pt`` whenever the
-    validation IoU improves by more than ``early_stopping.min_delta``; stops early
-    after ``patience`` epochs without improvement.
+    Runs the shared loop (:func:`~wmhkit.train.loop.train_epochs`): ``best.pt`` whenever the
+    validation IoU improves by more than ``early_stopping.min_delta``, an early stop after
+    ``patience`` epochs without improvement; ``done.json`` marks the finished unit.
     """
     config = plan.config
     stage = config.stages[stage_index]
@@ -332,54 +333,16 @@ def train_unit(
     else:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
     loss_fn = DiceFocalLoss(config.loss.alpha, config.loss.gamma, config.loss.dice_weight, config.loss.focal_weight)
-
     train_set, val_set = _unit_data(plan, stage_index, plane, split)
     stream = (stage_index, plane_index, 0 if fold is None else fold + 1)
-    start_epoch, best_iou, stale, history = 0, None, 0, []
-    payload = load_resume_checkpoint(folder, model=model, config_digest=plan.digest) if resume else None
-    if payload is not None:
-        restore_training_state(payload, model=model, optimizer=optimizer, scheduler=scheduler)
-        start_epoch, best_iou = payload["epoch"], payload["best_metric"]
-        stale, history = int(payload["extra"]["stale_epochs"]), list(payload["extra"]["history"])
-        log.info("%s: resuming after epoch %d", key, start_epoch)
-    network = distributed.wrap_model(model, context)
-    writer = _tensorboard(folder, start_epoch) if config.tensorboard and context.is_main else None
+    task = SliceTask(model, optimizer, scheduler, loss_fn, train_set, val_set, plan, stage_index, stream, context)
     log.info("%s: %d train / %d val slices, %d frozen conv layers", key, len(train_set), len(val_set), stage.freeze)
-
-    early = stage.early_stopping
-    for epoch in range(start_epoch, stage.epochs):
-        if early is not None and stale >= early.patience:
-            break
-        rng = epoch_generator(config.seed, epoch, *stream)
-        order = distributed.shard(epoch_order(len(train_set), rng, stage.slices_per_epoch), context)
-        train_loss = _train_epoch(network, optimizer, loss_fn, train_set, order, rng, plan, stage.batch_size, context,
-                                  (f"{key} epoch {epoch + 1}/{stage.epochs}", progress))
-        distributed.broadcast_buffers(model, context)
-        val_loss, val_iou = _validate(model, loss_fn, val_set, stage.batch_size, context)
-        learning_rate = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        improved = best_iou is None or val_iou > best_iou + (early.min_delta if early else 0.0)
-        best_iou, stale = (val_iou, 0) if improved else (best_iou, stale + 1)
-        history.append({"epoch": epoch + 1, "train_loss": train_loss, "val_loss": val_loss, "val_iou": val_iou,
-                        "learning_rate": learning_rate, "best": improved})
-        log.info("%s: epoch %d train loss %.4f, val loss %.4f, val IoU %.4f%s", key, epoch + 1, train_loss,
-                 val_loss, val_iou, " (best)" if improved else "")
-        if context.is_main:
-            extra = {"history": history, "stale_epochs": stale, "unit": key}
-            common = dict(model=model, optimizer=optimizer, scheduler=scheduler, best_metric=best_iou,
-                          config_digest=plan.digest, extra=extra)
-            if improved:
-                save_checkpoint(folder / BEST_NAME, epoch=epoch + 1, keep_previous=False, **common)
-            save_checkpoint(folder / LAST_NAME, epoch=epoch + 1, **common)
-            write_history(folder / "history.csv", history)
-            if writer is not None:
-                for name in ("train_loss", "val_loss", "val_iou", "learning_rate"):
-                    writer.add_scalar(f"{key}/{name}", history[-1][name], epoch + 1)
-                writer.flush()
-        distributed.barrier(context)
-    if writer is not None:
-        writer.close()
-    epochs_run = len(history)
+    settings = LoopSettings(unit=key, epochs=stage.epochs, metric="val_iou", maximise=True,
+                            early_stopping=stage.early_stopping, history_extras=("learning_rate", "best"),
+                            tensorboard=config.tensorboard)
+    outcome = train_epochs(task, folder, settings, digest=plan.digest, resume=resume, context=context,
+                           progress=progress)
+    best_iou, epochs_run = outcome.best_metric, outcome.epochs
     checksum = weights_sha256(model.state_dict())
     per_rank = distributed.gather_strings(checksum, context)
     if len(set(per_rank)) != 1:
@@ -420,61 +383,62 @@ def _sources_of(plan: RunPlan, stage_index: int, scan_ids: Sequence[str]) -> lis
     return [source for source in plan.sources[stage_index] if source.scan_id in wanted]
 
 
-def _train_epoch(
-    network: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: DiceFocalLoss, train_set: SliceSet,
-    order: np.ndarray, rng: np.random.Generator, plan: RunPlan, batch_size: int, context: DistContext,
-    report: tuple[str, Progress | None],
-) -> float:
-    network.train()
-    per_rank = max(1, batch_size // context.world_size)
-    total = torch.zeros(2, dtype=torch.float64, device=context.device)
-    description, progress = report
-    n_batches = math.ceil(len(order) / per_rank)
-    for batch_number, start in enumerate(range(0, len(order), per_rank), start=1):
-        indices = order[start:start + per_rank]
-        images, labels = augment(train_set.images[indices], train_set.labels[indices], rng, plan.config.augmentation)
-        images_t, labels_t = to_tensors(images, labels, context.device)
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(network(images_t), labels_t)
-        loss.backward()
-        optimizer.step()
-        total += torch.tensor([loss.item() * len(indices), len(indices)], dtype=torch.float64, device=context.device)
-        if progress is not None and context.is_main:
-            progress(description, batch_number, n_batches)
-    total = distributed.all_reduce_sum(total, context)
-    return float(total[0] / total[1])
+@dataclass
+class SliceTask:
+    """One unit's 2.5D training for :func:`~wmhkit.train.loop.train_epochs`: augmented slice batches of one
+    plane, the Dice-focal loss, validation loss and IoU."""
 
+    model: VGG16UNet
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    loss: DiceFocalLoss
+    train_set: SliceSet
+    val_set: SliceSet
+    plan: RunPlan
+    stage_index: int
+    #: ``(stage, plane, fold)`` indices of :func:`~wmhkit.train.reproducibility.epoch_generator`.
+    stream: tuple[int, int, int]
+    context: DistContext
 
-@torch.no_grad()
-def _validate(model: torch.nn.Module, loss_fn: DiceFocalLoss, val_set: SliceSet, batch_size: int,
-              context: DistContext) -> tuple[float, float]:
-    """Validation loss and IoU (TP / (TP + FP + FN) over all validation voxels, label 2 ignored)."""
-    model.eval()
-    indices = distributed.shard(np.arange(len(val_set)), context, equal=False)
-    # loss × slices, slices, TP, FP, FN
-    sums = torch.zeros(5, dtype=torch.float64, device=context.device)
-    for start in range(0, len(indices), batch_size):
-        chosen = indices[start:start + batch_size]
-        images, labels = to_tensors(val_set.images[chosen], val_set.labels[chosen], context.device)
-        logits = model(images)
-        target, valid = split_labels(labels)
-        predicted = (torch.sigmoid(logits) >= 0.5).float() * valid
-        tp = (predicted * target).sum()
-        sums += torch.stack([loss_fn(logits, labels).double() * len(chosen), torch.tensor(len(chosen), device=sums.device),
-                             tp.double(), (predicted.sum() - tp).double(), (target.sum() - tp).double()]).to(sums)
-    sums = distributed.all_reduce_sum(sums, context)
-    loss_sum, count, tp, fp, fn = (float(v) for v in sums)
-    union = tp + fp + fn
-    return loss_sum / count, (tp / union if union > 0 else 1.0)
+    def train_batches(self, epoch: int) -> Batches:
+        """This rank's share of the epoch's slices (``slices_per_epoch`` drawn), augmented, in batches."""
+        config, stage = self.plan.config, self.plan.config.stages[self.stage_index]
+        rng = epoch_generator(config.seed, epoch, *self.stream)
+        order = distributed.shard(epoch_order(len(self.train_set), rng, stage.slices_per_epoch), self.context)
+        per_rank = max(1, stage.batch_size // self.context.world_size)
+        starts = range(0, len(order), per_rank)
 
+        def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            for start in starts:
+                indices = order[start:start + per_rank]
+                images, labels = augment(self.train_set.images[indices], self.train_set.labels[indices], rng,
+                                         config.augmentation)
+                yield to_tensors(images, labels, self.context.device)
+        return Batches(len(starts), batches())
 
-def _tensorboard(folder: Path, start_epoch: int) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        log.info("tensorboard is not installed; per-epoch logs go to history.csv only")
-        return None
-    return SummaryWriter(str(folder / "tensorboard"), purge_step=start_epoch + 1 if start_epoch else None)
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Validation loss and IoU (TP / (TP + FP + FN) over all validation voxels, label 2 ignored)."""
+        distributed.broadcast_buffers(self.model, self.context)
+        self.model.eval()
+        batch_size = self.plan.config.stages[self.stage_index].batch_size
+        indices = distributed.shard(np.arange(len(self.val_set)), self.context, equal=False)
+        # loss × slices, slices, TP, FP, FN
+        sums = torch.zeros(5, dtype=torch.float64, device=self.context.device)
+        for start in range(0, len(indices), batch_size):
+            chosen = indices[start:start + batch_size]
+            images, labels = to_tensors(self.val_set.images[chosen], self.val_set.labels[chosen], self.context.device)
+            logits = self.model(images)
+            target, valid = split_labels(labels)
+            predicted = (torch.sigmoid(logits) >= 0.5).float() * valid
+            tp = (predicted * target).sum()
+            sums += torch.stack([self.loss(logits, labels).double() * len(chosen),
+                                 torch.tensor(len(chosen), device=sums.device), tp.double(),
+                                 (predicted.sum() - tp).double(), (target.sum() - tp).double()]).to(sums)
+        sums = distributed.all_reduce_sum(sums, self.context)
+        loss_sum, count, tp, fp, fn = (float(v) for v in sums)
+        union = tp + fp + fn
+        return {"val_loss": loss_sum / count, "val_iou": tp / union if union > 0 else 1.0}
 
 
 def _plane_model(path: Path, plan: RunPlan, device: torch.device) -> VGG16UNet:
@@ -487,8 +451,9 @@ def _plane_model(path: Path, plan: RunPlan, device: torch.device) -> VGG16UNet:
 def evaluate_test_folds(plan: RunPlan, out_dir: Path, *, device: torch.device = torch.device("cpu")) -> Path:
     """Metrics of every gold scan predicted by the models of the fold that held it out.
 
-    The three plane models of fold k predict each test scan of fold k (prepared
-    space), their probabilities are fused (``config.fusion``) and thresholded
+    The plane models of fold k predict each test scan of fold k (prepared space) as
+    ``predict`` would (:class:`~wmhkit.models.predictors.SegmentationPredictor`):
+    their probabilities are fused (``config.fusion``) and thresholded
     (``config.threshold``); label 2 of the gold is removed from both masks
     (:func:`~wmhkit.metrics.segmentation.wmh_from_gold`). Writes ``RUN/cv_metrics.tsv``.
     """
@@ -498,6 +463,8 @@ def evaluate_test_folds(plan: RunPlan, out_dir: Path, *, device: torch.device = 
     for split in plan.splits[-1]:
         models = {plane: _plane_model(unit_folder(out_dir, stage.name, plane, split.fold) / BEST_NAME, plan, device)
                   for plane in config.planes}
+        predictor = SegmentationPredictor.from_networks(models, fusion=config.fusion, threshold=config.threshold,
+                                                        batch_size=stage.batch_size, device=device)
         for row in plan.manifest.rows():
             scan_id = plan.manifest.scan_id(row)
             if scan_id not in split.test:
@@ -506,11 +473,8 @@ def evaluate_test_folds(plan: RunPlan, out_dir: Path, *, device: torch.device = 
             gold = load_mask(plan.manifest.path(row, "gold"), allowed_labels=(0, 1, 2))
             brain_path = plan.manifest.path(row, "brain_mask")
             # Prepared FLAIRs are zero outside the brain, so that is the brain when no mask is listed.
-            brain = load_mask(brain_path).array > 0 if brain_path else flair.array != 0
-            probabilities = [predict_plane(m, flair.array[None], brain, plane, size_multiple=DOWNSAMPLING,
-                                           batch_size=stage.batch_size, device=device)
-                             for plane, m in models.items()]
-            predicted = fuse_probabilities(probabilities, config.fusion) >= config.threshold
+            brain = load_mask(brain_path) if brain_path else flair.with_array((flair.array != 0).astype(np.uint8))
+            predicted = predictor.predict({"flair": flair, "brain_mask": brain}).wmh.array > 0  # type: ignore[union-attr]
             wmh, other = wmh_from_gold(gold.array)
             metrics = segmentation_metrics(predicted & ~other, wmh, flair.affine)
             rows.append({"scan": scan_id, "fold": split.fold, "scanner": row.get("scanner", ""), **metrics})

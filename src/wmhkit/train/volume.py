@@ -4,7 +4,7 @@ A run (:func:`train_volume`) reads a *prepared* manifest (``wmhkit prepare``),
 keeps the scans with a label (``volume_ml``, ``fazekas`` or ``gold``, per the
 config's ``labels``), splits them 60/20/20 (or by the manifest's ``split``
 column), puts every scan into the fixed input box once
-(:mod:`wmhkit.train.volume_data`), and trains one network per seed::
+(:mod:`wmhkit.models.box`), and trains one network per seed::
 
     RUN/run.json                  run identity (config, manifest sha256, device type; :mod:`wmhkit.train.run_folder`)
     RUN/config.yaml               the resolved config
@@ -15,7 +15,7 @@ column), puts every scan into the fixed input box once
     RUN/seed-<s>/model/           model folder (model.yaml, weights/model.pt, provenance.json)
 
 Losses: ``volume`` → MSE on the encoded volume (``target_transform``:
-``log1p(mL)`` by default, or mL; :func:`~wmhkit.train.volume_data.encode_volume`),
+``log1p(mL)`` by default, or mL; :func:`~wmhkit.models.box.encode_volume`),
 with the dense weights in units of the training targets' SD (``standardise_target``,
 :func:`target_scale`); ``fazekas`` / ``volume_bins`` → cross-entropy
 (classification) or summed binary cross-entropy of the cumulative logits
@@ -36,11 +36,9 @@ same machine. A seed whose checkpoint says it finished is not retrained.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,36 +51,23 @@ import yaml
 from monai.losses import DiceLoss
 from torch.nn import functional as F
 
-import wmhkit
-from wmhkit.errors import InputError, ManifestError, OutputError
-from wmhkit.infer.model_folder import save_weights
-from wmhkit.infer.volume import predicted_class
-from wmhkit.io.atomic import write_text_atomic
+from wmhkit.errors import InputError, ManifestError
 from wmhkit.io.manifest import Manifest, read_manifest
 from wmhkit.io.nifti import load_image, load_mask
-from wmhkit.io.provenance import sha256_file, software_versions
-from wmhkit.nn.gp_unet import GPUNet, build_network
+from wmhkit.io.provenance import sha256_file
+from wmhkit.models.box import BoxScan, box_scan, decode_volume, encode_volume
+from wmhkit.models.folder import SINGLE_WEIGHTS
+from wmhkit.models.networks import build_network
+from wmhkit.models.predict_gp_unet import predicted_class
+from wmhkit.nn.gp_unet import GPUNet
 from wmhkit.train import distributed
-from wmhkit.train.checkpoint import (
-    BEST_NAME,
-    LAST_NAME,
-    load_checkpoint,
-    load_resume_checkpoint,
-    restore_training_state,
-    save_checkpoint,
-)
-from wmhkit.train.export import prepare_parameters
-from wmhkit.train.history import write_history
+from wmhkit.train.checkpoint import BEST_NAME, load_checkpoint
+from wmhkit.train.export import prepare_parameters, write_trained_model
+from wmhkit.train.loop import Batches, LoopSettings, train_epochs
 from wmhkit.train.reproducibility import epoch_generator, seed_everything
 from wmhkit.train.run_folder import run_identity, start_run_folder
 from wmhkit.train.volume_config import FAZEKAS_GRADES, VolumeConfig
-from wmhkit.train.volume_data import (
-    BoxScan,
-    augment_box,
-    box_scan,
-    decode_volume,
-    encode_volume,
-)
+from wmhkit.train.volume_data import augment_box
 
 log = logging.getLogger(__name__)
 
@@ -126,12 +111,18 @@ class SeedResult:
 
 @dataclass(frozen=True)
 class VolumeRunResult:
-    """Outcome of :func:`train_volume`."""
+    """Outcome of :func:`train_volume`: run folder, manifest, scan → role, trained seeds, config name."""
 
     out_dir: Path
     manifest: Path
     splits: dict[str, str]
     seeds: list[SeedResult]
+    name: str
+
+    @property
+    def models(self) -> dict[str, Path]:
+        """``<name>/seed-<s>`` → that seed's model folder (the names of the evaluation tables)."""
+        return {f"{self.name}/seed-{seed.seed}": seed.model_dir for seed in self.seeds}
 
 
 def select_scans(manifest: Manifest, config: VolumeConfig) -> pd.DataFrame:
@@ -494,66 +485,53 @@ def train_seed(
     optimizer = make_optimizer(config, model)
     loss_fn = VolumeLoss(config)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {"epoch": 0, "best": math.inf, "since_best": 0, "history": [], "stopped": False}
-    payload = load_resume_checkpoint(folder, model=model, config_digest=digest)
-    if payload is not None:
-        if not resume:
-            raise OutputError(f"{folder} already holds a checkpoint; pass --resume to continue it or use a new --out")
-        restore_training_state(payload, model=model, optimizer=optimizer)
-        state.update(payload["extra"]["state"])
-        log.info("seed %d: resuming after epoch %d", seed, state["epoch"])
-    while state["epoch"] < config.epochs and not state["stopped"]:
-        epoch = state["epoch"]
-        started = time.perf_counter()
-        model.train()
-        order = epoch_generator(seed, epoch, _ORDER_STREAM).permutation(len(train_ids))
-        augment_rng = epoch_generator(seed, epoch, _AUGMENT_STREAM) if config.augmentation.active else None
-        losses = []
-        for batch in training_batches(order, config.batch_size):
-            batch_ids = [train_ids[i] for i in batch]
-            inputs, target = make_batch(boxes, targets, batch_ids, config, augment_rng, device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(inputs), target)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()) * len(batch_ids))
-        refresh_readout(model, boxes, targets, train_ids, config, device)
-        metrics = evaluate_loss(model, loss_fn, boxes, targets, val_ids, config, device)
-        state["epoch"] = epoch + 1
-        row = {"epoch": epoch + 1, "train_loss": sum(losses) / len(train_ids), **metrics,
-               "seconds": round(time.perf_counter() - started, 3)}
-        state["history"] = [*state["history"], row]
-        if metrics["val_loss"] < state["best"]:
-            state["best"], state["since_best"] = metrics["val_loss"], 0
-            save_checkpoint(folder / BEST_NAME, model=model, optimizer=None, epoch=epoch + 1,
-                            best_metric=metrics["val_loss"], config_digest=digest, keep_previous=False)
-        else:
-            state["since_best"] += 1
-        if config.patience is not None and state["since_best"] >= config.patience:
-            state["stopped"] = True
-            log.info("seed %d: early stop after epoch %d", seed, epoch + 1)
-        write_history(folder / "history.csv", state["history"])
-        save_checkpoint(folder / LAST_NAME, model=model, optimizer=optimizer, epoch=epoch + 1,
-                        best_metric=state["best"], config_digest=digest, extra={"state": _plain_state(state)})
-        log.info("seed %d epoch %d/%d: train %.4g, val %.4g (%.1f s)", seed, epoch + 1, config.epochs,
-                 row["train_loss"], metrics["val_loss"], row["seconds"])
+    task = SeedTask(model, optimizer, loss_fn, config, seed, boxes, targets, train_ids, val_ids, device)
+    settings = LoopSettings(unit=f"seed-{seed}", epochs=config.epochs, metric="val_loss", maximise=False,
+                            early_stopping=config.early_stopping, history_extras=("seconds",))
+    outcome = train_epochs(task, folder, settings, digest=digest, resume=resume)
     best = load_checkpoint(folder / BEST_NAME, model=model, config_digest=digest)
     model.load_state_dict(best["model"])
     if config.readout == "least_squares" and config.labels == "volume":
         refresh_readout(model, boxes, targets, train_ids, config, device, fit=True)
-    return model.to(device="cpu", memory_format=torch.contiguous_format).eval(), int(state["epoch"]), float(state["best"])
+    return model.to(device="cpu", memory_format=torch.contiguous_format).eval(), outcome.epochs, float(outcome.best_metric)
 
 
-def _plain_state(state: Mapping[str, Any]) -> dict[str, Any]:
-    return {"epoch": int(state["epoch"]), "best": float(state["best"]), "since_best": int(state["since_best"]),
-            "history": [dict(r) for r in state["history"]], "stopped": bool(state["stopped"])}
+@dataclass
+class SeedTask:
+    """One seed's GP-Unet training for :func:`~wmhkit.train.loop.train_epochs`: shuffled, augmented box batches,
+    the :class:`VolumeLoss`, and after each epoch the pooled-norm refresh and :func:`evaluate_loss`."""
+
+    model: GPUNet
+    optimizer: torch.optim.Optimizer
+    loss: VolumeLoss
+    config: VolumeConfig
+    seed: int
+    boxes: Mapping[str, BoxScan]
+    targets: Targets
+    train_ids: list[str]
+    val_ids: list[str]
+    device: torch.device
+    scheduler: None = None
+
+    def train_batches(self, epoch: int) -> Batches:
+        """The training scans in the order of ``(seed, epoch)``, augmented by that epoch's generator."""
+        order = epoch_generator(self.seed, epoch, _ORDER_STREAM).permutation(len(self.train_ids))
+        rng = epoch_generator(self.seed, epoch, _AUGMENT_STREAM) if self.config.augmentation.active else None
+        batches = training_batches(order, self.config.batch_size)
+        return Batches(len(batches), (make_batch(self.boxes, self.targets, [self.train_ids[i] for i in batch],
+                                                 self.config, rng, self.device) for batch in batches))
+
+    def validate(self) -> dict[str, float]:
+        """Refresh the pooled-norm statistics over the training scans, then the validation loss and metric."""
+        refresh_readout(self.model, self.boxes, self.targets, self.train_ids, self.config, self.device)
+        return evaluate_loss(self.model, self.loss, self.boxes, self.targets, self.val_ids, self.config, self.device)
 
 
 def export_volume_model(
     model_dir: Path, model: GPUNet, config: VolumeConfig, targets: Targets, *, prepare: Mapping[str, Any] | None,
     trained_on: str, provenance: Mapping[str, Any],
 ) -> Path:
-    """Write a model folder (``model.yaml``, ``weights/model.pt``, ``provenance.json``) per the shared contract.
+    """Write the model folder (``model.yaml``, ``weights/model.pt``, ``provenance.json``; :func:`write_trained_model`).
 
     ``model.yaml`` holds ``kind`` (``volume``, or ``segmentation-3d`` for the twin),
     ``network``, ``inputs``, ``threshold`` (0.5, the twin's), ``prepare``, ``box``
@@ -570,15 +548,9 @@ def export_volume_model(
         "target": {"labels": config.labels, "task": config.task, "n_classes": config.n_classes,
                    "transform": config.target_transform if config.labels == "volume" else "none",
                    "bin_edges_ml": list(targets.bin_edges_ml), "bin_volumes_ml": list(targets.bin_volumes_ml)},
-        "wmhkit_version": wmhkit.__version__,
-        "trained_on": trained_on,
     }
-    (model_dir / "weights").mkdir(parents=True, exist_ok=True)
-    save_weights(model.state_dict(), model_dir / "weights" / "model.pt")
-    write_text_atomic(model_dir / "provenance.json",
-                      json.dumps({**provenance, "versions": software_versions()}, indent=2, sort_keys=True) + "\n")
-    write_text_atomic(model_dir / "model.yaml", yaml.safe_dump(record, sort_keys=False))
-    return model_dir
+    return write_trained_model(model_dir, record, {SINGLE_WEIGHTS: model.state_dict()}, trained_on=trained_on,
+                               provenance=provenance)
 
 
 def train_volume(
@@ -615,7 +587,7 @@ def train_volume(
     except ValueError as exc:
         raise InputError(config.source, str(exc), "set device: cpu or auto") from exc
     manifest_sha = sha256_file(manifest_path)
-    digest = run_identity(config.hashed_dict(), manifest_sha, device)
+    digest = run_identity(config.identity(), manifest_sha, device)
     if config.threads:
         torch.set_num_threads(config.threads)
     prepare = prepare_parameters(table_manifest)
@@ -647,4 +619,4 @@ def train_volume(
             trained_on=f"{config.name}: {list(splits.values()).count('train')} training scans of {manifest_path} "
                        f"({config.labels} labels), seed {seed}")
         results.append(SeedResult(seed, folder, model_dir, epochs, best))
-    return VolumeRunResult(out_dir, manifest_path, splits, results)
+    return VolumeRunResult(out_dir, manifest_path, splits, results, config.name)

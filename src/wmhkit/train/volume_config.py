@@ -1,6 +1,6 @@
 """``wmhkit train-volume`` config: a YAML file → a validated, frozen :class:`VolumeConfig`.
 
-Every error is a :class:`~wmhkit.train.config.ConfigError` naming the file and the
+Every error is a :class:`~wmhkit.train.config_reader.ConfigError` naming the file and the
 key (``box.shape``), what was wrong and how to fix it; unknown keys are errors.
 
 Keys (defaults in brackets)::
@@ -15,7 +15,7 @@ Keys (defaults in brackets)::
     task          regression (volume) | classification | ordinal           [regression / ordinal]
     target_transform  log1p | none: what the volume regression fits          [log1p]
                   (log1p(mL), decoded back to mL at prediction; see
-                  :mod:`wmhkit.train.volume_data`)
+                  :mod:`wmhkit.models.box`)
     standardise_target  true | false: the dense layer of a volume             [true]
                   regression acts in units of the training targets' SD
                   (GPUNet output_scale); without it the weak model's outputs
@@ -45,7 +45,8 @@ Keys (defaults in brackets)::
     optimizer     {name: adadelta | adam | sgd, learning_rate: 1.0, weight_decay: 0.0}
     epochs        training epochs                                          [100]
     batch_size    scans per batch                                          [4]
-    early_stopping  {patience: 20} or null                                 [null]
+    early_stopping  {patience: 20, min_delta: 0.0} or null: stop after patience  [null]
+                  epochs in which the validation loss fell by no more than min_delta
     augmentation  {translation: 0.2, rotation_deg: 10.0, flip: true}
     device        auto | cpu | cuda                                        [auto]
     threads       torch CPU threads (0 = torch's default)                  [0]
@@ -57,19 +58,18 @@ import dataclasses
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from wmhkit.train.config_reader import ConfigError, ConfigReader, is_finite_number, is_whole, plain
-from wmhkit.train.volume_data import TARGET_TRANSFORMS, Augmentation, BoxSpec
+from wmhkit.models.box import TARGET_TRANSFORMS, BoxSpec
+from wmhkit.train.config import DEVICES, EarlyStopping
+from wmhkit.train.config_reader import ConfigReader, RecordedConfig, is_finite_number, is_whole, read_config_yaml
+from wmhkit.train.volume_data import Augmentation
 
 LABELS = ("volume", "fazekas", "volume_bins", "gold")
 TASKS = ("regression", "classification", "ordinal")
 OPTIMIZERS = ("adadelta", "adam", "sgd")
-DEVICES = ("auto", "cpu", "cuda")
 POOLINGS = ("mean", "volume")
 POOLED_NORMS = ("batch", "none")
 VOXEL_LOSSES = ("dice", "dice_bce")
@@ -78,9 +78,6 @@ READOUTS = ("least_squares", "adam")
 FAZEKAS_GRADES = 4
 #: Keys that change how a run executes but not what it computes (left out of the config hash).
 EXECUTION_KEYS = ("manifest", "device", "threads", "seeds")
-_TOP_KEYS = {"name", "seeds", "manifest", "labels", "task", "target_transform", "standardise_target", "readout", "voxel_loss",
-             "n_bins", "scanners", "split", "box", "network", "optimizer", "epochs", "batch_size", "early_stopping", "augmentation", "device",
-             "threads"}
 
 
 @dataclass(frozen=True)
@@ -96,16 +93,26 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
+class GPUNetConfig:
+    """The ``network`` section: GP-Unet width and depth, pooling and pooled-feature normalisation."""
+
+    base_channels: int = field(default=16, metadata={"minimum": 1})
+    levels: int = field(default=3, metadata={"minimum": 2, "maximum": 3})
+    pooling: str = field(default="mean", metadata={"choices": POOLINGS})
+    pooled_norm: str = field(default="batch", metadata={"choices": POOLED_NORMS})
+
+
+@dataclass(frozen=True)
 class OptimizerConfig:
     """Optimizer name, learning rate and L2 weight decay."""
 
-    name: str = "adadelta"
-    learning_rate: float = 1.0
+    name: str = field(default="adadelta", metadata={"choices": OPTIMIZERS})
+    learning_rate: float = field(default=1.0, metadata={"open": True})
     weight_decay: float = 0.0
 
 
 @dataclass(frozen=True)
-class VolumeConfig:
+class VolumeConfig(RecordedConfig):
     """A validated ``train-volume`` config (see the module docstring)."""
 
     name: str
@@ -117,22 +124,20 @@ class VolumeConfig:
     scanners: tuple[str, ...]
     split: SplitConfig
     box: BoxSpec
-    base_channels: int
-    levels: int
+    network: GPUNetConfig
     optimizer: OptimizerConfig
     epochs: int
     batch_size: int
-    patience: int | None
+    early_stopping: EarlyStopping | None
     augmentation: Augmentation
     device: str
     threads: int
     target_transform: str = "log1p"
     standardise_target: bool = True
     readout: str = "least_squares"
-    pooling: str = "mean"
-    pooled_norm: str = "batch"
     voxel_loss: str = "dice"
-    source: str | None = None
+    source: str | None = field(default=None, compare=False)
+    execution_keys = EXECUTION_KEYS
 
     @property
     def n_classes(self) -> int:
@@ -146,17 +151,18 @@ class VolumeConfig:
 
     def network_spec(self) -> dict[str, Any]:
         """Constructor arguments of the :class:`~wmhkit.nn.gp_unet.GPUNet` this config trains."""
-        spec: dict[str, Any] = {"name": "gp_unet", "in_channels": 1, "base_channels": self.base_channels,
-                                "levels": self.levels, "outputs": 1, "head": "pooled"}
+        network = self.network
+        spec: dict[str, Any] = {"name": "gp_unet", "in_channels": 1, "base_channels": network.base_channels,
+                                "levels": network.levels, "outputs": 1, "head": "pooled"}
         if self.labels == "gold":
             spec["head"] = "voxel"
         elif self.task == "classification":
             spec["outputs"] = self.n_classes
         elif self.task == "ordinal":
             spec["ordinal_levels"] = self.n_classes
-        if self.pooling == "volume" and self.labels != "gold":
+        if network.pooling == "volume" and self.labels != "gold":
             spec["pool_scale"] = self.box_voxel_ml
-        if self.pooled_norm == "batch" and self.labels != "gold":
+        if network.pooled_norm == "batch" and self.labels != "gold":
             spec["pooled_norm"] = True
         return spec
 
@@ -167,16 +173,6 @@ class VolumeConfig:
             return math.nan
         return math.prod(self.box.spacing_mm) / 1000.0
 
-    def to_dict(self) -> dict[str, Any]:
-        """The resolved config as plain YAML types (written to ``RUN/config.yaml``)."""
-        record = dataclasses.asdict(self)
-        record["box"] = self.box.to_dict()
-        record.pop("source")
-        return plain(record)
-
-    def hashed_dict(self) -> dict[str, Any]:
-        """:meth:`to_dict` without the execution-only keys (input of the config hash)."""
-        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_KEYS}
 
 
 def load_volume_config(path: str | os.PathLike[str]) -> VolumeConfig:
@@ -188,21 +184,14 @@ def load_volume_config(path: str | os.PathLike[str]) -> VolumeConfig:
         For a missing or unreadable file and for any invalid key (named in the message).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(path, "config file does not exist", "give a YAML file or a shipped config name (volume-cpu, ...)")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, f"not valid YAML ({str(exc).splitlines()[0]})", "fix the syntax") from exc
-    return parse_volume_config(raw, source=path)
+    return parse_volume_config(read_config_yaml(path, "volume-cpu"), source=path)
 
 
 def parse_volume_config(raw: Any, *, source: str | os.PathLike[str] | None = None) -> VolumeConfig:
     """Validate a config mapping (as read from YAML) into a :class:`VolumeConfig`."""
     where = Path(source) if source is not None else None
     check = ConfigReader(where)
-    top = check.mapping(raw, "config")
-    check.known(top, "", _TOP_KEYS)
+    top = check.top(raw, VolumeConfig)
     labels = check.choice(top, "", "labels", LABELS, "volume")
     default_task = {"volume": "regression", "gold": "regression"}.get(labels, "ordinal")
     task = check.choice(top, "", "task", TASKS, default_task)
@@ -211,55 +200,44 @@ def parse_volume_config(raw: Any, *, source: str | os.PathLike[str] | None = Non
     if labels == "volume" and task != "regression":
         check.fail("task", f"labels 'volume' are regressed, got task {task!r}",
                    "use task: regression, or labels: volume_bins for classes")
-    manifest = top.get("manifest")
-    if manifest is not None:
-        manifest = check.string(top, "", "manifest", None)
-        if where is not None and not Path(manifest).is_absolute():
-            manifest = str(where.parent / manifest)
     seeds = top.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds or not all(is_whole(s) and s >= 0 for s in seeds) \
             or len(set(seeds)) != len(seeds):
         check.fail("seeds", f"must be a non-empty list of distinct whole numbers >= 0, got {seeds!r}", "write e.g. [0, 1, 2]")
-    scanners = top.get("scanners", [])
-    if not isinstance(scanners, list) or not all(isinstance(s, str) and s for s in scanners):
-        check.fail("scanners", f"must be a list of scanner names, got {scanners!r}", "write e.g. [A, B, C] or []")
-    network = check.section(top, "network", {"base_channels", "levels", "pooling", "pooled_norm"})
     config = VolumeConfig(
         name=check.string(top, "", "name", where.stem if where is not None else "volume"),
         seeds=tuple(int(s) for s in seeds),
-        manifest=manifest,
+        manifest=check.path(top, "", "manifest"),
         labels=labels,
         task=task,
         n_bins=check.integer(top, "", "n_bins", 5, minimum=2),
-        scanners=tuple(scanners),
+        scanners=tuple(check.string_list(top, "", "scanners", [])),
         split=_split(check, top),
         box=_box(check, top),
-        base_channels=check.integer(network, "network", "base_channels", 16, minimum=1),
-        levels=check.integer(network, "network", "levels", 3, minimum=2, maximum=3),
-        optimizer=_optimizer(check, top),
+        network=check.dataclass_section(top, "network", GPUNetConfig),
+        optimizer=check.dataclass_section(top, "optimizer", OptimizerConfig),
         epochs=check.integer(top, "", "epochs", 100, minimum=1),
         batch_size=check.integer(top, "", "batch_size", 4, minimum=1),
-        patience=_patience(check, top),
+        early_stopping=None if top.get("early_stopping") is None else check.dataclass_section(
+            top, "early_stopping", EarlyStopping, defaults={"patience": 20}),
         augmentation=_augmentation(check, top),
         device=check.choice(top, "", "device", DEVICES, "auto"),
         threads=check.integer(top, "", "threads", 0, minimum=0),
         target_transform=check.choice(top, "", "target_transform", TARGET_TRANSFORMS, "log1p"),
         standardise_target=check.boolean(top, "", "standardise_target", True),
         readout=check.choice(top, "", "readout", READOUTS, "least_squares"),
-        pooling=check.choice(network, "network", "pooling", POOLINGS, "mean"),
-        pooled_norm=check.choice(network, "network", "pooled_norm", POOLED_NORMS, "batch"),
         voxel_loss=check.choice(top, "", "voxel_loss", VOXEL_LOSSES, "dice"),
         source=None if where is None else str(where),
     )
-    if config.pooling == "volume" and config.box.spacing_mm is None:
+    if config.network.pooling == "volume" and config.box.spacing_mm is None:
         check.fail("network.pooling", "volume pooling needs a box of fixed voxel size",
                    "give box.spacing_mm, or use pooling: mean")
-    if config.pooled_norm == "batch" and config.labels != "gold" and config.batch_size < 2:
+    if config.network.pooled_norm == "batch" and config.labels != "gold" and config.batch_size < 2:
         check.fail("batch_size", "batch normalisation of the pooled features needs at least 2 scans per batch",
                    "use batch_size: 2 or more, or network.pooled_norm: none")
-    multiple = 2 ** (config.levels - 1)
+    multiple = 2 ** (config.network.levels - 1)
     if any(size % multiple for size in config.box.shape):
-        check.fail("box.shape", f"{list(config.box.shape)} must be multiples of {multiple} for {config.levels} levels",
+        check.fail("box.shape", f"{list(config.box.shape)} must be multiples of {multiple} for {config.network.levels} levels",
                    f"round each size to a multiple of {multiple}")
     return config
 
@@ -296,22 +274,6 @@ def _box(check: ConfigReader, top: Mapping[str, Any]) -> BoxSpec:
                    "use [1, 99], or null to keep the prepared intensities")
     return BoxSpec(tuple(int(s) for s in shape), None if spacing is None else tuple(float(s) for s in spacing),
                    None if percentiles is None else tuple(float(p) for p in percentiles))
-
-
-def _optimizer(check: ConfigReader, top: Mapping[str, Any]) -> OptimizerConfig:
-    section = check.section(top, "optimizer", {"name", "learning_rate", "weight_decay"})
-    return OptimizerConfig(
-        name=check.choice(section, "optimizer", "name", OPTIMIZERS, "adadelta"),
-        learning_rate=check.number(section, "optimizer", "learning_rate", 1.0, minimum=0.0, open_interval=True),
-        weight_decay=check.number(section, "optimizer", "weight_decay", 0.0, minimum=0.0),
-    )
-
-
-def _patience(check: ConfigReader, top: Mapping[str, Any]) -> int | None:
-    if top.get("early_stopping") is None:
-        return None
-    section = check.section(top, "early_stopping", {"patience"})
-    return check.integer(section, "early_stopping", "patience", 20, minimum=1)
 
 
 def _augmentation(check: ConfigReader, top: Mapping[str, Any]) -> Augmentation:

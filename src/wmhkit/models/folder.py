@@ -1,6 +1,7 @@
-"""Model folders: the one thing ``wmhkit predict`` needs.
+"""Model folders: the one thing ``wmhkit predict`` needs. This module is their only reader and writer.
 
-Layout (written by ``wmhkit train`` / ``wmhkit train-volume``, or :func:`save_model_folder`)::
+Layout (written by :func:`write_model_folder`: ``wmhkit train`` and ``wmhkit train-volume``
+export through it)::
 
     MODEL/
         model.yaml          kind, network, inputs, planes, fusion, threshold, prepare, ...
@@ -11,9 +12,11 @@ Layout (written by ``wmhkit train`` / ``wmhkit train-volume``, or :func:`save_mo
 ``model.yaml`` keys read here:
 
 ``kind``
-    ``"segmentation-2.5d"``, ``"segmentation-3d"`` or ``"volume"``.
+    One of :data:`KINDS`: ``"segmentation-2.5d"`` (one VGG16 U-Net per plane),
+    ``"volume"`` (a weak-label GP-Unet: volume, volume bins or Fazekas grade, per
+    ``target.labels``) or ``"segmentation-3d"`` (the GP-Unet's strong-label twin).
 ``network``
-    ``{name: <registered network>, **constructor kwargs}``.
+    ``{name: <network of :data:`wmhkit.models.networks.NETWORKS` the kind takes>, **constructor kwargs}``.
 ``inputs``
     Prepared images stacked as input channels, in order (default ``[flair]``).
 ``planes``
@@ -43,7 +46,6 @@ the configuration or any weight changes, and not when the folder is moved.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 from collections.abc import Mapping
@@ -56,9 +58,11 @@ import yaml
 from torch import nn
 
 from wmhkit.errors import InputError
-from wmhkit.nn.plane_fusion import FUSION_RULES, check_threshold
 from wmhkit.io.atomic import atomic_path, write_text_atomic
-from wmhkit.io.provenance import sha256_file
+from wmhkit.io.provenance import sha256_file, software_versions
+from wmhkit.models.networks import build_network, network_type
+from wmhkit.nn import gp_unet, vgg_unet
+from wmhkit.nn.plane_fusion import FUSION_RULES, check_threshold
 from wmhkit.preprocess.patches import PLANE_AXIS
 from wmhkit.preprocess.pipeline import PrepareOptions
 from wmhkit.preprocess.resample import thick_axes
@@ -72,7 +76,31 @@ SINGLE_WEIGHTS = "model"
 KIND_2_5D = "segmentation-2.5d"
 KIND_3D = "segmentation-3d"
 KIND_VOLUME = "volume"
-KINDS: tuple[str, ...] = (KIND_2_5D, KIND_3D, KIND_VOLUME)
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """A registered model kind.
+
+    Attributes
+    ----------
+    networks
+        Network names (:data:`wmhkit.models.networks.NETWORKS`) a folder of this kind may name.
+    per_plane
+        True: one network per plane, ``weights/<plane>.pt``; False: one, ``weights/model.pt``.
+    """
+
+    networks: tuple[str, ...]
+    per_plane: bool
+
+
+#: The kind registry: ``model.yaml`` ``kind`` → what its folder holds (its predictor:
+#: :data:`wmhkit.models.predictors.PREDICTORS`).
+KINDS: dict[str, ModelKind] = {
+    KIND_2_5D: ModelKind((vgg_unet.NETWORK_NAME,), per_plane=True),
+    KIND_3D: ModelKind((gp_unet.NETWORK_NAME,), per_plane=False),
+    KIND_VOLUME: ModelKind((gp_unet.NETWORK_NAME,), per_plane=False),
+}
 
 DEFAULT_PLANES: tuple[str, ...] = ("axial", "sagittal", "coronal")
 DEFAULT_INPUTS: tuple[str, ...] = ("flair",)
@@ -80,11 +108,6 @@ DEFAULT_INPUTS: tuple[str, ...] = ("flair",)
 INPUT_ROLES: tuple[str, ...] = ("flair", "t1")
 #: ``thick_slice_planes`` rules (see the module docstring).
 THICK_SLICE_RULES: tuple[str, ...] = ("all", "acquired")
-
-#: Registered networks: ``model.yaml`` name → module providing ``build_network(spec)``
-#: and ``DOWNSAMPLING`` (input height and width must be multiples of it).
-NETWORK_MODULES: dict[str, str] = {"vgg16_unet": "wmhkit.nn.vgg_unet"}
-
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -125,7 +148,7 @@ class ModelSpec:
     @property
     def weight_names(self) -> tuple[str, ...]:
         """Stems of the weights files: the planes for 2.5D models, else ``("model",)``."""
-        return self.planes if self.kind == KIND_2_5D else (SINGLE_WEIGHTS,)
+        return self.planes if KINDS[self.kind].per_plane else (SINGLE_WEIGHTS,)
 
     def planes_for(self, spacing_mm: tuple[float, float, float]) -> tuple[str, ...]:
         """The planes to run on a prepared scan of voxel size ``spacing_mm`` (RAS order, mm).
@@ -220,28 +243,6 @@ def model_hash(folder: str | os.PathLike[str]) -> str:
     return hashlib.sha256("".join(sorted(lines)).encode("utf-8")).hexdigest()
 
 
-def build_network(spec: Mapping[str, Any]) -> tuple[nn.Module, int]:
-    """Build a registered network from a ``model.yaml`` ``network`` entry.
-
-    Returns
-    -------
-    network : torch.nn.Module
-        Freshly initialised.
-    size_multiple : int
-        Input height and width must be multiples of this.
-
-    Raises
-    ------
-    ValueError
-        For an unknown network name or constructor arguments it does not take.
-    """
-    name = spec.get("name")
-    if name not in NETWORK_MODULES:
-        raise ValueError(f"unknown network {name!r}; known networks: {sorted(NETWORK_MODULES)}")
-    module = importlib.import_module(NETWORK_MODULES[name])
-    return module.build_network(dict(spec)), int(module.DOWNSAMPLING)
-
-
 def load_model(folder: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> LoadedModel:
     """Validate a model folder, build its networks and load their weights safely.
 
@@ -265,10 +266,10 @@ def load_model(folder: str | os.PathLike[str], *, device: str | torch.device = "
     spec = read_model_spec(folder)
     target = resolve_device(device)
     networks: dict[str, nn.Module] = {}
-    size_multiple = 1
+    size_multiple = network_type(spec.network["name"]).size_multiple
     for name in spec.weight_names:
         try:
-            network, size_multiple = build_network(spec.network)
+            network = build_network(spec.network)
         except (TypeError, ValueError) as exc:
             raise InputError(folder / MODEL_YAML, f"cannot build the network ({exc})",
                              "fix the network entry of model.yaml") from exc
@@ -277,7 +278,7 @@ def load_model(folder: str | os.PathLike[str], *, device: str | torch.device = "
     return LoadedModel(folder, spec, networks, size_multiple, model_hash(folder), target)
 
 
-def save_model_folder(
+def write_model_folder(
     folder: str | os.PathLike[str],
     record: Mapping[str, Any],
     weights: Mapping[str, Mapping[str, torch.Tensor]],
@@ -285,31 +286,41 @@ def save_model_folder(
 ) -> str:
     """Write a model folder atomically file by file and return its model hash.
 
+    The one writer of model folders (training exports through it), so that a folder
+    written is a folder :func:`read_model_spec` and :func:`load_model` read.
+
     Parameters
     ----------
     folder
         Destination (created).
     record
-        The ``model.yaml`` content; validated as :func:`read_model_spec` would.
+        The ``model.yaml`` content (YAML-ready: lists, not tuples), written in its key
+        order; validated as :func:`read_model_spec` would.
     weights
         Weights name (plane, or ``"model"``) → ``state_dict``.
     provenance
-        The ``provenance.json`` content (JSON-serialisable, no NaN).
+        The ``provenance.json`` content (JSON-ready); ``versions`` (the software versions)
+        and ``model_hash`` are added.
 
     Raises
     ------
+    InputError
+        When ``record`` is invalid (an ``InputError`` is a ``ValueError``).
     ValueError
-        When ``record`` is invalid or ``weights`` lacks or adds a name.
+        When ``weights`` lacks or adds a name.
     """
     folder = Path(folder)
     spec = _spec_from_record(dict(record), folder / MODEL_YAML)
     if set(weights) != set(spec.weight_names):
         raise ValueError(f"weights for {sorted(weights)} given, model.yaml needs {sorted(spec.weight_names)}")
+    (folder / WEIGHTS_DIR).mkdir(parents=True, exist_ok=True)
     for name in spec.weight_names:
         save_weights(weights[name], weights_path(folder, name))
-    write_text_atomic(folder / PROVENANCE_JSON, json.dumps(provenance, indent=2, sort_keys=True, allow_nan=False) + "\n")
-    write_text_atomic(folder / MODEL_YAML, yaml.safe_dump(dict(record), sort_keys=True))
-    return model_hash(folder)
+    write_text_atomic(folder / MODEL_YAML, yaml.safe_dump(dict(record), sort_keys=False))
+    digest = model_hash(folder)
+    record_json = {**provenance, "versions": software_versions(), "model_hash": digest}
+    write_text_atomic(folder / PROVENANCE_JSON, json.dumps(record_json, indent=2, sort_keys=True) + "\n")
+    return digest
 
 
 def save_weights(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str]) -> Path:
@@ -354,11 +365,17 @@ def _spec_from_record(record: dict[str, Any], yaml_path: Path) -> ModelSpec:
     network = record.get("network")
     if not isinstance(network, dict) or not isinstance(network.get("name"), str):
         raise invalid("network must be a mapping with a name, e.g. {name: vgg16_unet, width: 0.25}")
+    try:
+        network_type(network["name"])
+    except ValueError as exc:
+        raise invalid(str(exc)) from exc
+    if network["name"] not in KINDS[kind].networks:
+        raise invalid(f"network {network['name']!r} does not make a {kind!r} model; use {list(KINDS[kind].networks)}")
     inputs = tuple(record.get("inputs") or DEFAULT_INPUTS)
     if not set(inputs) <= set(INPUT_ROLES) or len(set(inputs)) != len(inputs):
         raise invalid(f"inputs {list(inputs)} must be distinct names among {list(INPUT_ROLES)}")
     planes: tuple[str, ...] = ()
-    if kind == KIND_2_5D:
+    if KINDS[kind].per_plane:
         planes = tuple(record.get("planes") or DEFAULT_PLANES)
         if not set(planes) <= set(PLANE_AXIS) or len(set(planes)) != len(planes):
             raise invalid(f"planes {list(planes)} must be distinct names among {sorted(PLANE_AXIS)}")
