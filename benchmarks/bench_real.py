@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_real.py --real-data ../shared/data/real --work /tmp/starter/work --out /tmp/bench_real
+    python benchmarks/bench_real.py --real-data ../shared/data/real --out /tmp/bench_real
 
 Real data: Lesjak Ž. et al., "A novel public MR image dataset of multiple sclerosis patients
 with lesion segmentations based on multi-rater consensus", Neuroinformatics 16:51–63 (2018),
@@ -16,14 +16,10 @@ against the consensus mask, on the scan's own 1 mm grid):
 * ``starter (shipped)``: ``wmhkit predict`` with ``--model`` (default: the bundled starter
   model) on the scan's FLAIR. The shipped model was trained on all three annotated scans
   (its gold stage), so this row is a *training-set* figure.
-* ``starter (leave-one-out)``, with ``--work``: the starter's gold stage trained again
-  without this scan's consensus mask, from the weights the starter's gold stage started
-  from (its seeded random initialisation, or the previous stage's best weights in
-  ``WORK/run/stages`` for a staged config; no earlier stage ever sees an annotated scan:
-  ``build_starter.py`` leaves their bronze and silver cells empty). Same config as the
-  starter, except ``--loo-epochs`` when given.
-* ``silver`` and ``bronze_<method>``, with ``--work``: the masks ``build_starter.py``
-  made (``WORK/manifest.tsv``), on the native grid.
+
+The leave-one-out figures (each annotated scan scored by a model trained without its mask) are
+made by ``build_starter.py`` (``WORK/evaluation/loo.tsv``); bronze and silver on these scans by
+``bench_labels.py``.
 
 QC overlays (``OUT/qc``): each annotated scan with consensus, starter and silver contours;
 every raw clinical FLAIR (LPS, 2D, skull on) and the two other real FLAIRs with the starter
@@ -34,7 +30,6 @@ Set ``OMP_NUM_THREADS=1`` and ``nice -n 10`` on a shared machine; wall times are
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import math
@@ -50,7 +45,6 @@ import torch
 from wmhkit.infer.predict import predict_scans
 from wmhkit.infer.starter import starter_model_dir
 from wmhkit.io.image import Image
-from wmhkit.io.manifest import read_manifest, write_manifest
 from wmhkit.io.nifti import load_image, load_mask
 from wmhkit.metrics.segmentation import (
     METRIC_COLUMNS,
@@ -58,18 +52,7 @@ from wmhkit.metrics.segmentation import (
     wmh_from_gold,
 )
 from wmhkit.qc.overlay import save_overlay_png
-from wmhkit.train.checkpoint import load_checkpoint
-from wmhkit.train.config import load_config
-from wmhkit.train.segmentation import (
-    BEST_NAME,
-    export_run_model,
-    initial_weights,
-    plan_run,
-    train_unit,
-    unit_folder,
-)
 
-ANNOTATED_DATASET = "lesjak2018-annotated"
 SUMMARY_METRICS = ("dice", "hd95_mm", "avd_pct", "lesion_f1", "vol_pred_ml", "vol_gold_ml")
 
 log = logging.getLogger("bench_real")
@@ -80,9 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real-data", type=Path, required=True, help="the shared real-data folder")
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
     parser.add_argument("--model", type=Path, default=None, help="model folder (default: the bundled starter)")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="build_starter.py work folder: adds leave-one-out, silver and bronze rows")
-    parser.add_argument("--loo-epochs", type=int, default=None, help="gold epochs of the leave-one-out runs")
     parser.add_argument("--no-clinical", action="store_true", help="skip the QC overlays of the raw clinical FLAIRs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -93,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
     annotated = sorted((args.real_data / "lesjak2018" / "annotated").iterdir())
     rows: list[dict[str, Any]] = []
     timings: list[dict[str, Any]] = []
-    labels = read_manifest(args.work / "manifest.tsv") if args.work else None
     for patient in annotated:
         scan_id = f"lesjak-{patient.name}"
         flair = load_image(patient / "FLAIR.nii.gz")
@@ -101,18 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         masks: dict[str, Image] = {}
         seconds, masks["starter (shipped)"] = predict_one(model, patient / "FLAIR.nii.gz", out / "predict" / "shipped" / patient.name)
         timings.append({"scan": scan_id, "model": "starter (shipped)", "predict_s": seconds})
-        if args.work is not None:
-            loo_dir = leave_one_out_model(args.work.resolve(), scan_id, out / "loo" / scan_id, args.loo_epochs)
-            seconds, masks["starter (leave-one-out)"] = predict_one(loo_dir, patient / "FLAIR.nii.gz",
-                                                                    out / "predict" / "loo" / patient.name)
-            masks.update(label_masks(labels, scan_id))
         wmh, other = wmh_from_gold(gold.array)
         for method, mask in masks.items():
             if not mask.same_grid(gold):
                 raise SystemExit(f"{scan_id}: {method} mask is not on the consensus grid")
             metrics = segmentation_metrics((mask.array > 0) & ~other, wmh, gold.affine)
             rows.append({"scan": scan_id, "method": method, **metrics})
-        overlay = {"consensus": gold, **{k: v for k, v in masks.items() if k.startswith("starter") or k == "silver"}}
+        overlay = {"consensus": gold, **masks}
         save_overlay_png(flair, out / "qc" / f"{scan_id}.png", masks=overlay,
                          title=f"{scan_id} (Lesjak 2018, CC-BY 4.0): consensus vs wmhkit")
     if not args.no_clinical:
@@ -129,49 +103,6 @@ def predict_one(model: Path, flair: Path, out: Path) -> tuple[float, Image]:
     if result.failures:
         raise SystemExit(f"{flair}: predict failed: {result.failures[0].reason}")
     return seconds, load_mask(next(iter(result.outputs.values()))["wmh"])
-
-
-def label_masks(labels: Any, scan_id: str) -> dict[str, Image]:
-    """The silver and bronze masks of ``scan_id`` from the labelled manifest (native grid)."""
-    for row in labels.rows():
-        if labels.scan_id(row) != scan_id:
-            continue
-        columns = ["silver"] + [c for c in labels.table.columns if c.startswith("bronze_")]
-        return {column: load_mask(labels.path(row, column)) for column in columns if row.get(column)}
-    raise SystemExit(f"{scan_id}: not in {labels.source}; run build_starter.py with --real-data first")
-
-
-def leave_one_out_model(work: Path, scan_id: str, out: Path, epochs: int | None) -> Path:
-    """The starter's gold stage retrained without ``scan_id``'s gold, from the weights it started from.
-
-    Writes ``WORK/loo-<scan_id>.tsv`` (the training manifest with that gold
-    cell emptied; it must sit beside the data it lists) and a run folder ``out``
-    whose ``model/`` is returned. Finished planes are reused on a rerun.
-    """
-    run = work / "run"
-    starter = load_config(run / "config.yaml")
-    gold_stage = starter.stages[-1]
-    if epochs is not None:
-        gold_stage = dataclasses.replace(gold_stage, epochs=epochs)
-    config = dataclasses.replace(starter, stages=(gold_stage,))
-    train_manifest = read_manifest(work / "train.tsv")
-    table = train_manifest.table.copy()
-    held_out = [train_manifest.scan_id(row) == scan_id for row in train_manifest.rows()]
-    if sum(held_out) != 1:
-        raise SystemExit(f"{scan_id}: expected one row in {train_manifest.source}, found {sum(held_out)}")
-    table.loc[held_out, "gold"] = ""
-    manifest_path = write_manifest(table, work / f"loo-{scan_id}.tsv")
-    plan = plan_run(config, manifest_path)
-    units = {}
-    for plane in config.planes:
-        if len(starter.stages) > 1:  # start where the starter's gold stage started: its previous stage's best
-            start = load_checkpoint(unit_folder(run, starter.stages[-2].name, plane, None) / BEST_NAME)["model"]
-        else:
-            start = initial_weights(starter, plane)
-        log.info("%s: leave-one-out gold stage, %s plane", scan_id, plane)
-        result = train_unit(plan, 0, plane, plan.splits[0][0], start, out, resume=True)
-        units[result.key] = result
-    return export_run_model(plan, out, units)
 
 
 def clinical_overlays(model: Path, real_data: Path, out: Path) -> list[dict[str, Any]]:
@@ -204,7 +135,6 @@ def write_results(rows: list[dict[str, Any]], timings: list[dict[str, Any]], out
     record = {
         "command": " ".join(sys.argv),
         "data": "Lesjak et al. 2018, Neuroinformatics 16:51-63, CC-BY 4.0 (annotated patients 07, 19, 26)",
-        "loo_epochs": args.loo_epochs,
         "per_scan": _json_ready(table.to_dict(orient="records")),
         "mean": _json_ready(summary.reset_index().to_dict(orient="records")),
         "predict": _json_ready(timings),
