@@ -29,15 +29,21 @@ training runs resume from their checkpoints):
    patient (that patient's scan and its variants lose their gold).
 8. Training (configs ``starter-pretrain``, ``starter``, ``starter-baseline`` in
    ``src/wmhkit/configs``): ``WORK/runs/pretrain`` = the M3SL bronze and silver stages on
-   the NiChart scans (no annotated scan is in them); then for ``all`` and each
-   left-out patient the gold stage twice: ``m3sl-<set>`` from the pretrained weights
-   (``init: model``) and ``baseline-<set>`` from random weights, the same gold data
-   and budget. Two training runs go side by side (``--jobs``), one thread each.
-9. ``WORK/evaluation``: each left-out model on its patient's expert mask and on the two
-   clinical degradations of ``bench_clinical.py`` (``lesjak-variants``, head and
-   stripped): ``loo.tsv`` (Dice, HD95, AVD, lesion F1 on the native grid).
-10. The twin with the higher mean leave-one-out Dice is copied into
-   ``src/wmhkit/models/starter`` (``MODEL_CARD.md`` there is kept), unless
+   the NiChart scans (no annotated scan is in them); then the gold stage twice on every
+   scan with gold: ``m3sl-all`` from the pretrained weights (``init: model``) and
+   ``baseline-all`` from random weights, the same gold data and budget; and for each
+   annotated patient ``<twin>-<patient>`` without that patient's gold (``--loo-twins``,
+   ``--loo-epochs``). Two runs go side by side (``--jobs``), one thread each; logs in
+   ``WORK/runs/<run>.log``.
+9. ``WORK/evaluation/loo.tsv``: each left-out model on its patient's expert mask and on the
+   two clinical degradations of ``bench_clinical.py`` (``lesjak-variants``, whole head and
+   stripped), native grid (Dice, HD95, AVD, lesion F1, volumes).
+10. ``WORK/evaluation/final.tsv``: ``m3sl-all`` and ``baseline-all`` on the 23 NiChart scans
+   (against DLWMLS: agreement with a tool) and on 10 phantoms of the fixed profiles A–E,
+   which no model trained on.
+11. ``WORK/evaluation/summary.md``: the table of the model card and the paired M3SL − baseline
+   difference over the real scans both were scored on; the twin with the higher mean there
+   is copied into ``src/wmhkit/models/starter`` (``MODEL_CARD.md`` there is kept), unless
    ``--no-install``.
 
 Data: Lesjak Ž. et al., Neuroinformatics 16:51–63 (2018), CC-BY 4.0; NiChart demo data
@@ -103,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="training runs side by side (one thread each)")
     parser.add_argument("--workers", type=int, default=2, help="prepare/bronze worker processes")
     parser.add_argument("--loo-epochs", type=int, default=4, help="gold epochs of the leave-one-out runs")
+    parser.add_argument("--loo-twins", default="m3sl,baseline",
+                        help="twins trained and scored leave-one-out (comma-separated; m3sl alone halves the time)")
     parser.add_argument("--skip-loo", action="store_true", help="train and install the final twins only")
     parser.add_argument("--no-install", action="store_true", help="do not copy the chosen model into the package")
     args = parser.parse_args(argv)
@@ -110,27 +118,20 @@ def main(argv: list[str] | None = None) -> int:
 
     real_data, work = args.real_data.resolve(), args.work.resolve()
     manifests = build_training_manifests(real_data, work, args)
-    sets = ["all"] if args.skip_loo else ["all", *ANNOTATED_PATIENTS]
-    with ThreadPoolExecutor(max(1, args.jobs)) as pool:  # pretraining runs beside the baseline twins
+    loo_twins = [] if args.skip_loo else [t for t in args.loo_twins.split(",") if t]
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:  # pretraining runs beside the baseline twin
         pretrain = pool.submit(train, work, "pretrain", "starter-pretrain", manifests["all"])
-        futures = {f"baseline-{name}": pool.submit(train, work, f"baseline-{name}", "starter-baseline",
-                                                   manifests[name], epochs=_epochs(name, args))
-                   for name in sets}
-        futures |= {f"m3sl-{name}": pool.submit(lambda n: train(work, f"m3sl-{n}", "starter", manifests[n],
-                                                                init_model=pretrain.result(),
-                                                                epochs=_epochs(n, args)), name)
-                    for name in sets}
+        runs = [("baseline", "all"), ("m3sl", "all")] + [(t, p) for t in TWINS if t in loo_twins
+                                                         for p in ANNOTATED_PATIENTS]
+        futures = {f"{twin}-{name}": pool.submit(_train_twin, work, twin, name, manifests[name], pretrain,
+                                                 args.loo_epochs) for twin, name in runs}
         models = {name: future.result() for name, future in futures.items()}
     sys.path.insert(0, str(Path(__file__).parent))  # bench_clinical: the scoring of the real validation
-    if args.skip_loo:
-        chosen = "m3sl"
-    else:
-        scores = evaluate_loo(real_data, work, models)
-        chosen = max(TWINS, key=lambda twin: scores[twin])
-        log.info("mean leave-one-out Dice: m3sl %.3f, baseline %.3f; shipping %s",
-                 scores["m3sl"], scores["baseline"], chosen)
+    if loo_twins:
+        evaluate_loo(real_data, work, models, loo_twins)
     evaluate_final(real_data, work, models, args.seed)
-    print(summarise(work))
+    text, chosen = summarise(work)
+    print(text)
     if not args.no_install:
         install_model(models[f"{chosen}-all"], STARTER_DIR)
     return 0
@@ -264,9 +265,13 @@ def training_manifest(prepared_manifest: Path, labelled_manifest: Path, out: Pat
 # --------------------------------------------------------------------------------------- training
 
 
-def _epochs(name: str, args: argparse.Namespace) -> int | None:
-    """The gold epochs of training set ``name``: the config's for ``all``, ``--loo-epochs`` for a left-out one."""
-    return None if name == "all" else args.loo_epochs
+def _train_twin(work: Path, twin: str, name: str, manifest: Path, pretrain, loo_epochs: int) -> Path:
+    """Train twin ``m3sl`` (from the pretrained model, ``pretrain`` a future of its folder) or ``baseline`` on
+    training set ``name``: the config's gold epochs for ``all``, ``loo_epochs`` for a left-out patient."""
+    epochs = None if name == "all" else loo_epochs
+    if twin == "m3sl":
+        return train(work, f"m3sl-{name}", "starter", manifest, init_model=pretrain.result(), epochs=epochs)
+    return train(work, f"baseline-{name}", "starter-baseline", manifest, epochs=epochs)
 
 
 def train(work: Path, name: str, config_name: str, manifest: Path, *, init_model: Path | None = None,
@@ -316,16 +321,14 @@ def pad_shape(manifest: Path, patch_size: int) -> list[int]:
 # ------------------------------------------------------------------------------------- validation
 
 
-def evaluate_loo(real_data: Path, work: Path, models: dict[str, Path]) -> dict[str, float]:
-    """Step 9: score each left-out model on its patient's scans; return the mean Dice per twin."""
-    table = score_models(real_data, work / "evaluation" / "loo.tsv", ("lesjak-annotated", "lesjak-variants"),
-                         lambda scan, twin: models[f"{twin}-{_patient(scan.scan_id)}"])
-    original = table[table["group"] == "lesjak-annotated"]
-    return {twin: float(original.loc[original["model"] == twin, "dice"].mean()) for twin in TWINS}
+def evaluate_loo(real_data: Path, work: Path, models: dict[str, Path], twins: list[str]) -> pd.DataFrame:
+    """Step 9: score each left-out model of ``twins`` on its patient's scans (``WORK/evaluation/loo.tsv``)."""
+    return score_models(real_data, work / "evaluation" / "loo.tsv", ("lesjak-annotated", "lesjak-variants"),
+                        lambda scan, twin: models[f"{twin}-{_patient(scan.scan_id)}"], twins=twins)
 
 
 def evaluate_final(real_data: Path, work: Path, models: dict[str, Path], seed: int) -> pd.DataFrame:
-    """Step 11: the final twins on the NiChart scans (against DLWMLS) and on unseen-profile phantoms.
+    """Step 10: the final twins on the NiChart scans (against DLWMLS) and on unseen-profile phantoms.
 
     The phantoms: ``wmhkit synth`` subjects of the fixed profiles A–E (the models trained on
     randomised profiles only) with another seed, their true brain masks given.
@@ -347,8 +350,9 @@ def phantom_scans(folder: Path) -> list:
                  manifest.path(row, "gold"), "truth") for row in manifest.rows()]
 
 
-def score_models(real_data: Path, table_path: Path, groups: tuple[str, ...], model_of, extra_scans=()) -> pd.DataFrame:
-    """Predict each scan of ``groups`` (+ ``extra_scans``) with both twins (``model_of(scan, twin)``) and score it.
+def score_models(real_data: Path, table_path: Path, groups: tuple[str, ...], model_of, extra_scans=(),
+                 twins=TWINS) -> pd.DataFrame:
+    """Predict each scan of ``groups`` (+ ``extra_scans``) with each of ``twins`` (``model_of(scan, twin)``); score it.
 
     Brain masks are extracted once per scan (HD-BET, as ``predict`` does; a phantom's
     true brain mask is used) and reused by every model and rerun; rows are
@@ -361,7 +365,7 @@ def score_models(real_data: Path, table_path: Path, groups: tuple[str, ...], mod
     done = {(row["scan"], row["model"]) for row in rows}
     options = prepare_options(None)
     for scan in [*collect_scans(real_data, groups, out, 0, None), *extra_scans]:
-        wanted = [twin for twin in TWINS if (scan.scan_id, twin) not in done]
+        wanted = [twin for twin in twins if (scan.scan_id, twin) not in done]
         if not wanted:
             continue
         brain_mask = _brain_mask(scan, out / "work" / scan.scan_id, lambda s, w: extract_brain(s, w, options, [])[1])
@@ -372,13 +376,15 @@ def score_models(real_data: Path, table_path: Path, groups: tuple[str, ...], mod
     return pd.DataFrame(rows)
 
 
-def summarise(work: Path) -> str:
-    """Step 12: ``WORK/evaluation/summary.md``: every figure of the model card, per twin."""
+def summarise(work: Path) -> tuple[str, str]:
+    """Step 11: ``WORK/evaluation/summary.md`` (every figure of the model card, per twin) and the twin to ship:
+    the higher mean Dice over the real scans both twins were scored on."""
     from scipy import stats
 
     from wmhkit.metrics.volume import icc_2_1
 
-    loo = pd.read_csv(work / "evaluation" / "loo.tsv", sep="\t")
+    loo_path = work / "evaluation" / "loo.tsv"
+    loo = pd.read_csv(loo_path, sep="\t") if loo_path.is_file() else pd.DataFrame(columns=["group", "scan", "model"])
     final = pd.read_csv(work / "evaluation" / "final.tsv", sep="\t")
     loo["set"] = np.where(loo["group"] == "lesjak-annotated", "Lesjak leave-one-out (3 scans)",
                           "Lesjak leave-one-out, clinical degradations (12 scans)")
@@ -393,14 +399,16 @@ def summarise(work: Path) -> str:
                      f"{rows['avd_pct'].median():.0f} (median) | {rows['hd95_mm'].median():.1f} (median) | "
                      + (f"{icc.icc:.2f} [{icc.ci_low:.2f}, {icc.ci_high:.2f}] |" if icc else "– |"))
     real = table[table["group"] != "phantoms-unseen"].pivot_table(index="scan", columns="model", values="dice")
+    real = real.dropna()
     difference = real["m3sl"] - real["baseline"]
     test = stats.ttest_rel(real["m3sl"], real["baseline"])
-    lines += ["", f"M3SL − baseline Dice over the {len(real)} real scans (Lesjak leave-one-out and its degradations, "
-              f"NiChart vs DLWMLS): mean {difference.mean():+.3f} (SD {difference.std():.3f}), paired t-test "
-              f"t = {test.statistic:.2f}, p = {test.pvalue:.3g}."]
+    chosen = "m3sl" if difference.mean() >= 0 else "baseline"
+    lines += ["", f"M3SL − baseline Dice over the {len(real)} real scans both were scored on: mean "
+              f"{difference.mean():+.3f} (SD {difference.std():.3f}), paired t-test t = {test.statistic:.2f}, "
+              f"p = {test.pvalue:.3g}. Shipped: {chosen}."]
     text = "\n".join(lines) + "\n"
     (work / "evaluation" / "summary.md").write_text(text)
-    return text
+    return text, chosen
 
 
 def _brain_mask(scan, work: Path, extract):
