@@ -321,13 +321,13 @@ def pad_shape(manifest: Path, patch_size: int) -> list[int]:
 # ------------------------------------------------------------------------------------- validation
 
 
-def evaluate_loo(real_data: Path, work: Path, models: dict[str, Path], twins: list[str]) -> pd.DataFrame:
-    """Step 9: score each left-out model of ``twins`` on its patient's scans (``WORK/evaluation/loo.tsv``)."""
-    return score_models(real_data, work / "evaluation" / "loo.tsv", ("lesjak-annotated", "lesjak-variants"),
-                        lambda scan, twin: models[f"{twin}-{_patient(scan.scan_id)}"], twins=twins)
+def evaluate_loo(real_data: Path, work: Path, models: dict[str, Path], twins=TWINS) -> None:
+    """Step 9: score each left-out model of ``twins`` on its patient's scans (``WORK/evaluation/loo-<twin>.tsv``)."""
+    score_models(real_data, work / "evaluation", "loo", ("lesjak-annotated", "lesjak-variants"),
+                 lambda scan, twin: models[f"{twin}-{_patient(scan.scan_id)}"], twins=twins)
 
 
-def evaluate_final(real_data: Path, work: Path, models: dict[str, Path], seed: int) -> pd.DataFrame:
+def evaluate_final(real_data: Path, work: Path, models: dict[str, Path], seed: int, twins=TWINS) -> None:
     """Step 10: the final twins on the NiChart scans (against DLWMLS) and on unseen-profile phantoms.
 
     The phantoms: ``wmhkit synth`` subjects of the fixed profiles A–E (the models trained on
@@ -337,8 +337,8 @@ def evaluate_final(real_data: Path, work: Path, models: dict[str, Path], seed: i
     if not (phantoms / "manifest.tsv").is_file():
         _run(["synth", "--out", str(phantoms), "--subjects", str(PHANTOM_TESTS), "--seed", str(seed + 999),
               "--with-brain-mask"], "synth test phantoms")
-    return score_models(real_data, work / "evaluation" / "final.tsv", ("nichart",),
-                        lambda scan, twin: models[f"{twin}-all"], extra_scans=phantom_scans(phantoms))
+    score_models(real_data, work / "evaluation", "final", ("nichart",), lambda scan, twin: models[f"{twin}-all"],
+                 twins=twins, extra_scans=phantom_scans(phantoms))
 
 
 def phantom_scans(folder: Path) -> list:
@@ -350,30 +350,31 @@ def phantom_scans(folder: Path) -> list:
                  manifest.path(row, "gold"), "truth") for row in manifest.rows()]
 
 
-def score_models(real_data: Path, table_path: Path, groups: tuple[str, ...], model_of, extra_scans=(),
-                 twins=TWINS) -> pd.DataFrame:
-    """Predict each scan of ``groups`` (+ ``extra_scans``) with each of ``twins`` (``model_of(scan, twin)``); score it.
+def score_models(real_data: Path, out: Path, name: str, groups: tuple[str, ...], model_of, twins=TWINS,
+                 extra_scans=()) -> None:
+    """Predict each scan of ``groups`` (+ ``extra_scans``) with each of ``twins`` (``model_of(scan, twin)``) and
+    score it on the native grid into ``out/<name>-<twin>.tsv``.
 
     Brain masks are extracted once per scan (HD-BET, as ``predict`` does; a phantom's
     true brain mask is used) and reused by every model and rerun; rows are
-    appended to ``table_path`` as they come, so a rerun continues.
+    written as they come, so a rerun continues, and one process per twin may run at once.
     """
     from bench_clinical import collect_scans, extract_brain, prepare_options, run_model
 
-    out = table_path.parent
-    rows = pd.read_csv(table_path, sep="\t").to_dict("records") if table_path.is_file() else []
-    done = {(row["scan"], row["model"]) for row in rows}
     options = prepare_options(None)
-    for scan in [*collect_scans(real_data, groups, out, 0, None), *extra_scans]:
-        wanted = [twin for twin in twins if (scan.scan_id, twin) not in done]
-        if not wanted:
-            continue
-        brain_mask = _brain_mask(scan, out / "work" / scan.scan_id, lambda s, w: extract_brain(s, w, options, [])[1])
-        for twin in wanted:
-            row, _ = run_model(scan, twin, model_of(scan, twin), out / "work" / scan.scan_id, brain_mask)
+    scans = [*collect_scans(real_data, groups, out, 0, None), *extra_scans]
+    for twin in twins:
+        table_path = out / f"{name}-{twin}.tsv"
+        rows = pd.read_csv(table_path, sep="\t").to_dict("records") if table_path.is_file() else []
+        done = {row["scan"] for row in rows}
+        for scan in scans:
+            if scan.scan_id in done:
+                continue
+            work = out / "work" / scan.scan_id
+            brain_mask = _brain_mask(scan, work, lambda s, w: extract_brain(s, w, options, [])[1])
+            row, _ = run_model(scan, twin, model_of(scan, twin), work, brain_mask)
             rows.append(row)
             pd.DataFrame(rows).to_csv(table_path, sep="\t", index=False)
-    return pd.DataFrame(rows)
 
 
 def summarise(work: Path) -> tuple[str, str]:
@@ -383,9 +384,9 @@ def summarise(work: Path) -> tuple[str, str]:
 
     from wmhkit.metrics.volume import icc_2_1
 
-    loo_path = work / "evaluation" / "loo.tsv"
-    loo = pd.read_csv(loo_path, sep="\t") if loo_path.is_file() else pd.DataFrame(columns=["group", "scan", "model"])
-    final = pd.read_csv(work / "evaluation" / "final.tsv", sep="\t")
+    loo, final = (pd.concat([pd.DataFrame(columns=["scan", "group", "model"]),
+                             *(pd.read_csv(path, sep="\t") for path in sorted((work / "evaluation").glob(f"{name}-*.tsv")))],
+                            ignore_index=True) for name in ("loo", "final"))
     loo["set"] = np.where(loo["group"] == "lesjak-annotated", "Lesjak leave-one-out (3 scans)",
                           "Lesjak leave-one-out, clinical degradations (12 scans)")
     final["set"] = np.where(final["group"] == "nichart", "NiChart vs DLWMLS (23 scans, a tool, not truth)",
