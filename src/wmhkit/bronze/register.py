@@ -16,23 +16,16 @@ import numpy as np
 import SimpleITK as sitk
 
 from wmhkit.io.image import Image
+from wmhkit.io.sitk import to_sitk
 
-# RAS (NIfTI) ↔ LPS (ITK) world axes.
-_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 #: Seed of the metric's random sampling (registration is deterministic given it).
 SAMPLING_SEED = 20240
 SAMPLING_FRACTION = 0.1
 
 
 def image_to_sitk(image: Image) -> sitk.Image:
-    """A SimpleITK image with ``image``'s voxels and world geometry (float32)."""
-    affine = image.affine
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    converted = sitk.GetImageFromArray(np.asarray(image.array, np.float32).transpose(2, 1, 0))
-    converted.SetSpacing(spacing.tolist())
-    converted.SetOrigin((_RAS_TO_LPS @ affine[:3, 3]).tolist())
-    converted.SetDirection((_RAS_TO_LPS @ (affine[:3, :3] / spacing)).ravel().tolist())
-    return converted
+    """A SimpleITK image with ``image``'s voxels (as float32) and world geometry (:func:`~wmhkit.io.sitk.to_sitk`)."""
+    return to_sitk(np.asarray(image.array, np.float32), image.affine)
 
 
 def rigid_transform(fixed: Image, moving: Image, fixed_mask: np.ndarray | None = None, *, iterations: int = 60) -> sitk.Transform:

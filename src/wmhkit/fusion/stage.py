@@ -43,10 +43,9 @@ import numpy as np
 import pandas as pd
 
 from wmhkit.bronze.stage import rebased_row
-from wmhkit.cohort.failures import ScanFailure
 from wmhkit.cohort.records import expected_record
 from wmhkit.cohort.runner import ComputeOptions, TaskOutcome
-from wmhkit.cohort.stage import ComputeArguments, ScanStage, StageScan, run_stage
+from wmhkit.cohort.stage import ComputeArguments, ScanStage, StageResult, StageScan, run_stage
 from wmhkit.errors import GeometryError, InputError, MaskError
 from wmhkit.fusion.majority import majority_vote
 from wmhkit.fusion.staple import MAX_ITERATIONS, THRESHOLD, ConsensusResult, staple, staple_pruned
@@ -115,12 +114,9 @@ class SilverScan:
 
 
 @dataclass(frozen=True)
-class SilverResult:
-    """Outcome of :func:`silver_manifest`."""
+class SilverResult(StageResult[SilverScan]):
+    """Outcome of :func:`silver_manifest`, with every scan's rater performance (``raters.tsv``)."""
 
-    manifest: Path
-    scans: dict[str, SilverScan]
-    failures: list[ScanFailure]
     raters: pd.DataFrame
 
 

@@ -23,6 +23,7 @@ from wmhkit.errors import GeometryError, InputError, ManifestError, MaskError
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import Manifest, is_path_column, read_manifest
 from wmhkit.io.nifti import load_image, load_mask
+from wmhkit.io.sitk import to_sitk
 from wmhkit.metrics.segmentation import (
     METRIC_COLUMNS,
     OTHER_PATHOLOGY_LABEL,
@@ -40,8 +41,6 @@ ICV_COLUMNS: tuple[str, ...] = ("icv_ml", "wmh_pct_icv")
 #: Gold label values accepted (0 background, 1 WMH, 2 other pathology).
 GOLD_LABELS: tuple[int, ...] = (0, WMH_LABEL, OTHER_PATHOLOGY_LABEL)
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
-# RAS (NIfTI) ↔ LPS (ITK) world axes.
-_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 
 PathOrImage = str | os.PathLike[str] | Image
 
@@ -116,7 +115,7 @@ def resample_nearest(image: Image, reference: Image) -> Image:
         ``image``'s values (dtype kept) on the reference's grid and affine.
     """
     resampled = sitk.Resample(
-        _to_sitk(image), _to_sitk(reference.with_array(np.zeros(reference.shape, np.uint8))),
+        to_sitk(image.array, image.affine), to_sitk(np.zeros(reference.shape, np.uint8), reference.affine),
         sitk.Transform(), sitk.sitkNearestNeighbor, 0.0,
     )
     return Image(sitk.GetArrayFromImage(resampled).transpose(2, 1, 0).astype(image.array.dtype), reference.affine)
@@ -311,17 +310,6 @@ def _icv_metrics(brain_mask: PathOrImage, gold: Image, vol_pred_ml: float) -> di
     if icv_ml == 0:
         raise MaskError(_name(brain_mask), "brain mask is empty", "check the brain extraction for this scan")
     return {"icv_ml": icv_ml, "wmh_pct_icv": vol_pred_ml / icv_ml * 100.0}
-
-
-def _to_sitk(image: Image) -> sitk.Image:
-    """An :class:`Image` (RAS affine, array ``(X, Y, Z)``) as a SimpleITK image (LPS)."""
-    linear = _RAS_TO_LPS @ image.affine[:3, :3]
-    spacing = np.linalg.norm(linear, axis=0)
-    itk = sitk.GetImageFromArray(np.ascontiguousarray(image.array.transpose(2, 1, 0)))
-    itk.SetSpacing(spacing.tolist())
-    itk.SetDirection((linear / spacing).ravel().tolist())
-    itk.SetOrigin((_RAS_TO_LPS @ image.affine[:3, 3]).tolist())
-    return itk
 
 
 def _stem(path: Path) -> str:

@@ -1,0 +1,26 @@
+"""Voxel arrays as SimpleITK images: the one converter of every module that hands images to ITK."""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+#: RAS (NIfTI) → LPS (ITK) world axes.
+RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
+
+
+def to_sitk(array: np.ndarray, affine: np.ndarray, *, lps: bool = True) -> sitk.Image:
+    """``array`` ``(X, Y, Z)`` on the 4×4 voxel-to-world ``affine`` (RAS mm) as a SimpleITK image of size ``(X, Y, Z)``.
+
+    Spacing (mm) is the affine's column norms, direction its columns over them; voxel values
+    and dtype are kept. ``lps``: world coordinates in ITK's LPS frame (x and y flipped), as
+    transforms and points leaving ITK expect; False keeps them RAS, enough when every image of
+    one operation shares the frame.
+    """
+    linear = RAS_TO_LPS @ affine[:3, :3] if lps else affine[:3, :3]
+    spacing = np.linalg.norm(linear, axis=0)
+    image = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(array).transpose(2, 1, 0)))
+    image.SetSpacing(spacing.tolist())
+    image.SetDirection((linear / spacing).ravel().tolist())
+    image.SetOrigin((RAS_TO_LPS @ affine[:3, 3] if lps else affine[:3, 3]).tolist())
+    return image
