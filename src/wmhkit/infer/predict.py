@@ -76,7 +76,7 @@ from wmhkit.infer.volumes import DEFAULT_PV_DISTANCE_MM, VOLUME_COLUMNS, estimat
 from wmhkit.io.atomic import resolve_output
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import is_valid_id, read_manifest
-from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
+from wmhkit.io.nifti import load_image, load_mask, nifti_stem, save_image, save_mask
 from wmhkit.io.provenance import sidecar_path, write_sidecar
 from wmhkit.models.folder import MODEL_YAML, ModelSpec, model_hash, read_model_spec, resolve_device
 from wmhkit.models.predictors import PredictOptions, Predictor, ScanPrediction, load_predictor
@@ -108,7 +108,6 @@ QC_FOLDER = "qc"
 QC_SLICES = 6
 #: Output file suffixes per map role.
 OUTPUT_SUFFIXES: dict[str, str] = {"wmh": "_wmh.nii.gz", "wmh_prob": "_wmhprob.nii.gz", "attention": "_attention.nii.gz"}
-_NIFTI_SUFFIXES = (".nii.gz", ".nii")
 #: Torch intra-op threads per scan on CPU, whatever ``threads_per_worker`` is (that sizes the
 #: ITK/OpenMP pools of preparation): outputs are then bit-identical with any number of workers
 #: and threads; use more workers, not threads, for inference speed.
@@ -224,7 +223,7 @@ def scan_inputs(
         return manifest_scan_inputs(manifests[0], options)
     stems = []
     for path in paths:
-        stem = _nifti_stem(path)
+        stem = nifti_stem(path)
         if stem is None:
             raise InputError(path, "not a NIfTI file (.nii or .nii.gz) or a manifest (.tsv)", "pass FLAIR NIfTI files")
         stems.append(stem)
@@ -604,10 +603,3 @@ def _bids_prefix(folders: Sequence[str]) -> str:
             session = folders[index - 1] if index > 0 and folders[index - 1].startswith("ses-") else ""
             return "_".join(f for f in (folder, session) if f)
     return ""
-
-
-def _nifti_stem(path: Path) -> str | None:
-    for suffix in _NIFTI_SUFFIXES:
-        if path.name.endswith(suffix):
-            return path.name[: -len(suffix)]
-    return None

@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from wmhkit.errors import GeometryError, InputError, ManifestError, MaskError
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import Manifest, is_path_column, read_manifest
-from wmhkit.io.nifti import load_image, load_mask
+from wmhkit.io.nifti import NIFTI_SUFFIXES, load_image, load_mask, nifti_stem
 from wmhkit.io.sitk import to_sitk
 from wmhkit.metrics.segmentation import (
     METRIC_COLUMNS,
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 ICV_COLUMNS: tuple[str, ...] = ("icv_ml", "wmh_pct_icv")
 #: Gold label values accepted (0 background, 1 WMH, 2 other pathology).
 GOLD_LABELS: tuple[int, ...] = (0, WMH_LABEL, OTHER_PATHOLOGY_LABEL)
-_NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 PathOrImage = str | os.PathLike[str] | Image
 
@@ -251,7 +250,7 @@ def _source_files(
                          "pass two files, two folders, or a folder and a manifest column")
     files = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.name.endswith(_NIFTI_SUFFIXES):
+        if path.is_file() and path.name.endswith(NIFTI_SUFFIXES):
             key = _stem(path)
             if key in files:
                 raise InputError(path, f"two {role} files share the name {key!r}", "keep one of them")
@@ -313,10 +312,8 @@ def _icv_metrics(brain_mask: PathOrImage, gold: Image, vol_pred_ml: float) -> di
 
 
 def _stem(path: Path) -> str:
-    for suffix in _NIFTI_SUFFIXES:
-        if path.name.endswith(suffix):
-            return path.name[: -len(suffix)]
-    return path.stem
+    stem = nifti_stem(path)
+    return path.stem if stem is None else stem
 
 
 def _name(source: PathOrImage) -> str | None:
