@@ -215,14 +215,8 @@ def volume_matched_segmentation(attention: Image, brain_mask: Image, volume_ml: 
 def predict_volume(
     model: VolumeModel | str | os.PathLike[str], prepared_flair: Image, brain_mask: Image
 ) -> tuple[float, Image, Image]:
-    """Volume (mL), attention map and segmentation of one prepared scan (see the module docstring).
-
-    Parameters
-    ----------
-    model
-        A :class:`VolumeModel` or a model folder.
-    prepared_flair, brain_mask
-        The scan as ``wmhkit prepare`` wrote it (same grid).
+    """Volume (mL), attention map and segmentation of one prepared scan (see the module docstring;
+    arguments as in :func:`predict_gp_unet`).
 
     Returns
     -------
@@ -355,7 +349,6 @@ def predict_gp_unet(
         return GpUnetPrediction(model.labels, severity.attention, grade=severity.grade,
                                 expected_grade=severity.expected_grade, probabilities=severity.probabilities)
     volume_ml, voxel_map, segmentation = predict_volume(model, prepared_flair, brain_mask)
-    voxel_map = voxel_map.with_array(voxel_map.array.astype(np.float32))
     if model.labels != "volume_bins":
         return GpUnetPrediction(model.labels, voxel_map, volume_ml, segmentation)
     severity = predict_severity(model, prepared_flair, brain_mask)

@@ -199,7 +199,7 @@ class GpUnetPredictor:
         (written beside the mask, or alone for a Fazekas model, which has no mask), for the
         strong twin a probability map."""
         result = predict_gp_unet(self.model, prepared["flair"], prepared["brain_mask"])
-        voxel_map = result.voxel_map.with_array(result.voxel_map.array.astype(np.float32))
+        voxel_map = result.voxel_map  # float32
         if result.segmentation is None:
             return ScanPrediction(None, None, voxel_map, grade=result.grade)
         wmh = result.segmentation.with_array((result.segmentation.array > 0).astype(np.uint8))

@@ -174,15 +174,8 @@ class VolumeConfig(RecordedConfig):
         return math.prod(self.box.spacing_mm) / 1000.0
 
 
-
 def load_volume_config(path: str | os.PathLike[str]) -> VolumeConfig:
-    """Read and validate a ``train-volume`` config YAML file.
-
-    Raises
-    ------
-    ConfigError
-        For a missing or unreadable file and for any invalid key (named in the message).
-    """
+    """Read and validate a ``train-volume`` config YAML file (errors: :func:`~wmhkit.train.config.load_config`)."""
     path = Path(path)
     return parse_volume_config(read_config_yaml(path, "volume-cpu"), source=path)
 
