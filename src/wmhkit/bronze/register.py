@@ -16,7 +16,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from wmhkit.io.image import Image
-from wmhkit.io.sitk import to_sitk
+from wmhkit.io.sitk import mattes_registration, to_sitk
 
 #: Seed of the metric's random sampling (registration is deterministic given it).
 SAMPLING_SEED = 20240
@@ -49,20 +49,10 @@ def rigid_transform(fixed: Image, moving: Image, fixed_mask: np.ndarray | None =
     initial = sitk.CenteredTransformInitializer(
         fixed_itk, moving_itk, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.GEOMETRY
     )
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(SAMPLING_FRACTION, SAMPLING_SEED)
+    method = mattes_registration(random=True, fraction=SAMPLING_FRACTION, seed=SAMPLING_SEED, learning_rate=2.0,
+                                 iterations=iterations, relaxation=0.5, shrink=[4, 2, 1], smoothing_mm=[2.0, 1.0, 0.0])
     if fixed_mask is not None:
         method.SetMetricFixedMask(image_to_sitk(fixed.with_array(np.asarray(fixed_mask).astype(np.uint8))) > 0)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=2.0, minStep=1e-3, numberOfIterations=iterations, relaxationFactor=0.5
-    )
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel([4, 2, 1])
-    method.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
-    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     method.SetInitialTransform(initial, inPlace=False)
     return method.Execute(fixed_itk, moving_itk)
 
@@ -113,20 +103,10 @@ def affine_transform(
 def _optimise(transform: sitk.Transform, fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image,
               moving_mask: sitk.Image, iterations: int) -> None:
     """Optimise ``transform`` in place: masked Mattes MI, two levels (see :func:`affine_transform`)."""
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(SAMPLING_FRACTION, SAMPLING_SEED)
+    method = mattes_registration(random=True, fraction=SAMPLING_FRACTION, seed=SAMPLING_SEED, learning_rate=1.0,
+                                 iterations=iterations, relaxation=0.5, shrink=[4, 2], smoothing_mm=[2.0, 1.0])
     method.SetMetricFixedMask(fixed_mask)
     method.SetMetricMovingMask(moving_mask)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=1.0, minStep=1e-3, numberOfIterations=iterations, relaxationFactor=0.5
-    )
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel([4, 2])
-    method.SetSmoothingSigmasPerLevel([2.0, 1.0])
-    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     method.SetInitialTransform(transform, inPlace=True)
     method.Execute(fixed, moving)
 

@@ -143,14 +143,10 @@ def staple(
 
 
 def staple_pruned(
-    raters: Sequence[np.ndarray],
-    brain_mask: np.ndarray,
-    *,
-    threshold: float = THRESHOLD,
+    raters: Sequence[np.ndarray], brain_mask: np.ndarray, *, threshold: float = THRESHOLD,
     max_iterations: int = MAX_ITERATIONS,
-    min_relative_sensitivity: float = MIN_RELATIVE_SENSITIVITY,
 ) -> ConsensusResult:
-    """STAPLE without the raters whose estimated sensitivity is below ``min_relative_sensitivity`` × the highest.
+    """STAPLE without the raters whose estimated sensitivity is below :data:`MIN_RELATIVE_SENSITIVITY` × the highest.
 
     A first STAPLE estimates every rater's sensitivity; raters below the bound are
     dropped (the two most sensitive are always kept) and STAPLE runs again on the
@@ -167,7 +163,7 @@ def staple_pruned(
     """
     first = staple(raters, brain_mask, threshold=threshold, max_iterations=max_iterations)
     sensitivity = np.nan_to_num(np.asarray(first.sensitivity), nan=0.0)
-    keep = sensitivity >= min_relative_sensitivity * sensitivity.max()
+    keep = sensitivity >= MIN_RELATIVE_SENSITIVITY * sensitivity.max()
     keep[np.argsort(-sensitivity, kind="stable")[:2]] = True
     if keep.all():
         return ConsensusResult(first.probability, first.mask, first.sensitivity, first.specificity, (True,) * len(raters))

@@ -369,19 +369,10 @@ def predict_scans(
     return PredictResult(volumes, outputs, failures)
 
 
-def predict_manifest(
-    model_dir: str | os.PathLike[str],
-    manifest: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
-    *,
-    device: str = "cpu",
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    settings: PredictSettings = PredictSettings(),
-    **compute: Unpack[ComputeArguments],
-) -> PredictResult:
-    """:func:`predict_scans` over the rows of ``manifest`` (outputs named ``subject[_session]``)."""
-    return predict_scans(model_dir, [manifest], out_dir, device=device, batch_size=batch_size, settings=settings,
-                         **compute)
+def predict_manifest(model_dir: str | os.PathLike[str], manifest: str | os.PathLike[str],
+                     out_dir: str | os.PathLike[str], **options: Any) -> PredictResult:
+    """:func:`predict_scans` over the rows of ``manifest`` (outputs named ``subject[_session]``; ``options`` as there)."""
+    return predict_scans(model_dir, [manifest], out_dir, **options)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from scipy import ndimage
 from wmhkit.errors import MaskError
 from wmhkit.io.image import Image
 from wmhkit.io.mni import mni_template_dir
-from wmhkit.io.sitk import to_sitk
+from wmhkit.io.sitk import mattes_registration, to_sitk
 from wmhkit.itk_threads import itk_threads
 
 log = logging.getLogger(__name__)
@@ -308,19 +308,9 @@ def _warped_prior(target: np.ndarray, head: np.ndarray, grid) -> np.ndarray:
 
 def _register(fixed: sitk.Image, moving: sitk.Image, moving_mask: sitk.Image, transform, *, shrink, smooth_mm):
     """Mattes-MI registration with regular (repeatable) sampling; returns the optimised transform."""
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    method.SetMetricSamplingStrategy(method.REGULAR)
-    method.SetMetricSamplingPercentage(0.1, seed=1)
+    method = mattes_registration(random=False, fraction=0.1, seed=1, learning_rate=1.0, iterations=60,
+                                 relaxation=0.6, shrink=list(shrink), smoothing_mm=list(smooth_mm))
     method.SetMetricMovingMask(moving_mask)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=1.0, minStep=1e-3, numberOfIterations=60, relaxationFactor=0.6
-    )
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel(list(shrink))
-    method.SetSmoothingSigmasPerLevel(list(smooth_mm))
-    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     method.SetInitialTransform(transform, inPlace=True)
     # Multi-threaded metric and scale estimation add floating-point terms in a varying order,
     # so repeated runs differ; the method's own thread setting does not reach its internal

@@ -372,24 +372,15 @@ def refresh_readout(model: GPUNet, boxes: Mapping[str, BoxScan], targets: Target
                     config: VolumeConfig, device: torch.device, *, fit: bool = False) -> None:
     """Pooled-norm statistics of ``scan_ids`` (no augmentation); with ``fit`` also the least-squares read-out.
 
-    The running averages of training lag behind a trunk that is still changing:
-    on phantoms the spread of their evaluation outputs jumped several-fold from
-    one 100-step check to the next (BENCHMARKS.md, "Weak-label GP-Unet").
-    Statistics of the current weights over every training scan
-    ("precise" batch norm) make each validation, the best checkpoint and the
-    exported model use the normalisation the dense layer was trained against.
+    The running averages of training lag behind a trunk that is still changing; statistics of the
+    current weights over every training scan ("precise" batch norm) make each validation, the best
+    checkpoint and the exported model use the normalisation the dense layer was trained against.
 
-    ``fit`` (the trained network of a volume regression with ``readout:
-    least_squares``): the dense weights and bias become the ridge fit
-    (:func:`ridge_readout`) of the encoded training volumes on the normalised
-    pooled features of the same pass. The read-out is linear, so its optimum is
-    one solve, whereas Adam moves each weight by about the learning rate per
-    step, and the Adam read-out of a best checkpoint stays flatter than its
-    features allow even on its own training scans (BENCHMARKS.md, "Weak-label
-    GP-Unet"). Fitting after every epoch instead disturbed the training (with
-    batch statistics of 4 augmented scans the fitted weights blew the training
-    loss up; with a ridge the network stopped learning), so the fit is made
-    once, on the best checkpoint.
+    ``fit`` (the best checkpoint of a volume regression with ``readout: least_squares``): the dense
+    weights and bias become the ridge fit (:func:`ridge_readout`) of the encoded training volumes on
+    the normalised pooled features of the same pass: a linear read-out's optimum is one solve, which
+    Adam's steps of about the learning rate do not reach. Fitted after every epoch instead, it
+    disturbed the training (BENCHMARKS.md, "Weak-label GP-Unet").
     """
     norm = model.pooled_norm
     if norm is None and not fit:
@@ -479,8 +470,7 @@ def train_seed(
     val_ids = sorted(s for s, r in splits.items() if r == "val")
     model = build_model(config, seed, target_scale(config, targets, train_ids))
     initialise_output_layer(model, config, targets, train_ids)
-    # channels-last 3D tensors: oneDNN's fast convolution layout, 1.7x fewer CPU seconds per step than
-    # the default layout for the -cpu networks (measured, 1 thread); make_batch hands inputs in this layout
+    # channels-last 3D tensors: oneDNN's fast convolution layout; make_batch hands inputs in this layout
     model.to(device=device, memory_format=TRAINING_LAYOUT)
     optimizer = make_optimizer(config, model)
     loss_fn = VolumeLoss(config)
