@@ -26,11 +26,8 @@ rewritten for ``OUT`` (any folder; see :func:`~wmhkit.io.manifest.relative_path`
 when ``OUT/manifest.tsv`` is the input manifest it is replaced by the updated one. Failures never stop the cohort: one row per failed
 (scan, method) in ``OUT/failures.tsv``, tracebacks in ``OUT/crashes/<scan_id>.txt``.
 
-Scans run through :func:`wmhkit.cohort.stage.run_stage` (in-process, or Dask workers).
-A scan whose every method succeeded gets a completion record
-(``OUT/records/bronze/<scan_id>.json``); a rerun with the same inputs, settings and
-versions reuses its masks instead of recomputing them. Scans with a failed method
-have no record, so a rerun tries them again.
+Scans run through :func:`wmhkit.cohort.stage.run_stage` (completion records, reruns); a scan
+with a failed method gets no record, so a rerun tries it again.
 """
 
 from __future__ import annotations

@@ -22,11 +22,8 @@ column: everything then happens on the native grid.
 ``silver_prob``) filled; ``OUT`` must be the input manifest's folder or a parent
 of it (the manifest is replaced by the updated one when it is the same file).
 Failed scans get an empty ``silver`` cell, a row in ``OUT/failures.tsv`` and a
-traceback in ``OUT/crashes/<scan_id>.txt``; the others complete.
-
-Scans run through :func:`wmhkit.cohort.stage.run_stage` (in-process, or Dask workers);
-each finished scan gets a completion record (``OUT/records/silver/<scan_id>.json``)
-and is not recomputed by a rerun with the same inputs, settings and versions.
+traceback in ``OUT/crashes/<scan_id>.txt``; the others complete. Scans run through
+:func:`wmhkit.cohort.stage.run_stage` (completion records, reruns).
 """
 
 from __future__ import annotations

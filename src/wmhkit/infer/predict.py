@@ -35,12 +35,8 @@ and empty volume cells (there is no mask to measure).
 Then ``OUT/volumes.csv`` (one row per scan, sorted by subject and session, fixed
 columns :data:`CSV_COLUMNS`, formula-safe cells) and ``OUT/failures.tsv`` are
 written. Scans run through :func:`wmhkit.cohort.stage.run_stage` (in-process, or Dask
-workers, each loading the model once); each finished scan gets a completion
-record (``OUT/records/predict/<name>.json``, :mod:`wmhkit.cohort.records`), and a
-scan whose record holds the same inputs, parameters, model hash, device and
-versions, and whose outputs still match the recorded hashes, is not recomputed.
-One failing scan never stops the others: it gets a row in ``failures.tsv`` and a
-traceback in ``OUT/crashes/<name>.txt``.
+workers, each loading the model once; completion records hold the model hash and device too,
+crash files, reruns).
 
 For weak-label volume models the probability map is the binary segmentation as
 float32 (a GP-Unet gives an attention map, written as ``<name>_attention.nii.gz``,

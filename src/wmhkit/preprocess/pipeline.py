@@ -362,12 +362,8 @@ def prepare_manifest(
     cell, ``options.dataset_normalisation[dataset]``, ``minmax`` when its
     ``fat_suppressed`` cell is true, else ``options.normalisation``.
 
-    Scans run through :func:`wmhkit.cohort.stage.run_stage`, where ``compute`` says
-    (:class:`~wmhkit.cohort.stage.ComputeArguments`: in-process, or on Dask workers);
-    the outputs are the same. A scan whose completion record
-    (``out_dir/records/prepare/<scan_id>.json``) matches its inputs, settings and
-    versions, with intact outputs, is not recomputed. ``out_dir`` is locked for the
-    duration of the run.
+    Scans run through :func:`wmhkit.cohort.stage.run_stage` (lock, completion records, reruns), where
+    ``compute`` says (:class:`~wmhkit.cohort.stage.ComputeArguments`); the outputs are the same.
 
     Returns
     -------
