@@ -62,12 +62,12 @@ from wmhkit.models.predict_gp_unet import predicted_class
 from wmhkit.nn.gp_unet import GPUNet
 from wmhkit.train import distributed
 from wmhkit.train.checkpoint import BEST_NAME, load_checkpoint
+from wmhkit.train.data import augment_box
 from wmhkit.train.export import prepare_parameters, write_trained_model
 from wmhkit.train.loop import Batches, LoopSettings, train_epochs
 from wmhkit.train.reproducibility import epoch_generator, seed_everything
 from wmhkit.train.run_folder import run_identity, start_run_folder
 from wmhkit.train.volume_config import FAZEKAS_GRADES, VolumeConfig
-from wmhkit.train.volume_data import augment_box
 
 log = logging.getLogger(__name__)
 

@@ -65,7 +65,6 @@ from typing import Any
 from wmhkit.models.box import TARGET_TRANSFORMS, BoxSpec
 from wmhkit.train.config import DEVICES, EarlyStopping
 from wmhkit.train.config_reader import ConfigReader, RecordedConfig, is_finite_number, is_whole, read_config_yaml
-from wmhkit.train.volume_data import Augmentation
 
 LABELS = ("volume", "fazekas", "volume_bins", "gold")
 TASKS = ("regression", "classification", "ordinal")
@@ -109,6 +108,30 @@ class OptimizerConfig:
     name: str = field(default="adadelta", metadata={"choices": OPTIMIZERS})
     learning_rate: float = field(default=1.0, metadata={"open": True})
     weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """On-the-fly augmentation settings of GP-Unet boxes (see :func:`wmhkit.train.data.augment_box`).
+
+    Attributes
+    ----------
+    translation
+        Largest shift as a fraction of each box size (the paper: 0.2).
+    rotation_deg
+        Largest rotation about the slice (third) axis, degrees.
+    flip
+        Mirror left-right (first axis) with probability 1/2.
+    """
+
+    translation: float = 0.2
+    rotation_deg: float = 10.0
+    flip: bool = True
+
+    @property
+    def active(self) -> bool:
+        """True when any augmentation is on."""
+        return self.translation > 0 or self.rotation_deg > 0 or self.flip
 
 
 @dataclass(frozen=True)
