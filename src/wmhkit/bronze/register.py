@@ -21,8 +21,8 @@ from wmhkit.io.sitk import mattes_registration, to_sitk
 #: Seed of the metric's random sampling (registration is deterministic given it).
 SAMPLING_SEED = 20240
 SAMPLING_FRACTION = 0.1
-#: Gradient-descent iterations per resolution level of each stage of the affine registration.
-AFFINE_ITERATIONS = 40
+#: Gradient-descent iterations per resolution level: rigid, and each stage of the affine registration.
+RIGID_ITERATIONS, AFFINE_ITERATIONS = 60, 40
 
 
 def image_to_sitk(image: Image) -> sitk.Image:
@@ -30,7 +30,7 @@ def image_to_sitk(image: Image) -> sitk.Image:
     return to_sitk(np.asarray(image.array, np.float32), image.affine)
 
 
-def rigid_transform(fixed: Image, moving: Image, fixed_mask: np.ndarray | None = None, *, iterations: int = 60) -> sitk.Transform:
+def rigid_transform(fixed: Image, moving: Image, fixed_mask: np.ndarray | None = None) -> sitk.Transform:
     """The rigid (Euler 3D) transform mapping ``fixed`` world points into ``moving`` (SimpleITK convention).
 
     Parameters
@@ -39,8 +39,6 @@ def rigid_transform(fixed: Image, moving: Image, fixed_mask: np.ndarray | None =
         Intensity images (any grids in one world space).
     fixed_mask
         Optional mask on ``fixed``'s grid; the metric is evaluated inside it.
-    iterations
-        Gradient-descent iterations per resolution level.
 
     Raises
     ------
@@ -52,7 +50,7 @@ def rigid_transform(fixed: Image, moving: Image, fixed_mask: np.ndarray | None =
         fixed_itk, moving_itk, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.GEOMETRY
     )
     method = mattes_registration(random=True, fraction=SAMPLING_FRACTION, seed=SAMPLING_SEED, learning_rate=2.0,
-                                 iterations=iterations, relaxation=0.5, shrink=[4, 2, 1], smoothing_mm=[2.0, 1.0, 0.0])
+                                 iterations=RIGID_ITERATIONS, relaxation=0.5, shrink=[4, 2, 1], smoothing_mm=[2.0, 1.0, 0.0])
     if fixed_mask is not None:
         method.SetMetricFixedMask(image_to_sitk(fixed.with_array(np.asarray(fixed_mask).astype(np.uint8))) > 0)
     method.SetInitialTransform(initial, inPlace=False)
