@@ -77,7 +77,6 @@ def staple(
     brain_mask: np.ndarray,
     *,
     threshold: float = THRESHOLD,
-    confidence_weight: float = 1.0,
     max_iterations: int = MAX_ITERATIONS,
 ) -> ConsensusResult:
     """STAPLE consensus of binary ``raters`` inside ``brain_mask``.
@@ -90,8 +89,6 @@ def staple(
         Boolean array of the same shape; estimation uses its voxels only.
     threshold
         The consensus mask is ``probability > threshold`` (strictly above 0.5 by default).
-    confidence_weight
-        Factor on the prior, as ITK's confidence weight (1 = Warfield's STAPLE).
     max_iterations
         EM iteration cap.
 
@@ -124,7 +121,7 @@ def staple(
     images = [sitk.GetImageFromArray(rater.astype(np.uint8).reshape(-1, 1, 1)) for rater in decisions]
     estimator = sitk.STAPLEImageFilter()
     estimator.SetForegroundValue(1.0)
-    estimator.SetConfidenceWeight(confidence_weight)
+    estimator.SetConfidenceWeight(1.0)  # Warfield's STAPLE
     estimator.SetMaximumIterations(max_iterations)
     estimator.SetNumberOfThreads(1)
     # A copy, not a view: a view of the unnamed result image reads freed memory once it is collected

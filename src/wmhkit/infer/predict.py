@@ -8,10 +8,7 @@ prefixed by the folders that tell files apart when stems collide: :func:`distinc
    into a temporary folder under ``OUT``;
    (on the model's working grid when its ``prepare`` declares a working spacing);
 2. segment it on the prepared grid with the predictor of the model's ``kind``
-   (:func:`wmhkit.models.predictors.load_predictor`): ``segmentation-2.5d`` runs each
-   plane's network over the brain box (on a thick-slice scan the planes of the model's
-   ``thick_slice_planes`` rule) and fuses the plane probabilities; ``volume`` (weak-label
-   GP-Unet) and ``segmentation-3d`` (its strong-label twin) models give a volume or grade;
+   (:mod:`wmhkit.models.predictors`);
 3. map the maps back onto the exact native grid (:func:`~wmhkit.preprocess.geometry.to_native`:
    exact without a working grid, else linear for probabilities and nearest for masks);
    a 2.5D model's fused probability is thresholded there, inside the brain mask, so
@@ -112,21 +109,10 @@ CPU_THREADS_PER_SCAN = 1
 
 @dataclass(frozen=True)
 class ScanInput:
-    """One scan to segment.
-
-    Attributes
-    ----------
-    name
-        Output file prefix (manifest ``subject[_session]`` or the file stem).
-    subject, session
-        Identifiers written to ``volumes.csv`` (session may be "").
-    flair
-        Native FLAIR file.
-    t1, brain_mask
-        Optional T1 and brain mask (on the FLAIR grid), as in a manifest row.
-    normalisation
-        Intensity normalisation; None for the model's ``prepare`` default.
-    """
+    """One scan to segment: ``name``, the output file prefix (manifest ``subject[_session]`` or the file stem);
+    ``subject`` and ``session`` for ``volumes.csv`` (session may be ""); the native ``flair`` file; optional ``t1``
+    and ``brain_mask`` (on the FLAIR grid), as in a manifest row; the intensity ``normalisation`` (None: the
+    model's ``prepare`` default)."""
 
     name: str
     subject: str
@@ -171,17 +157,8 @@ class PredictSettings:
 
 @dataclass(frozen=True)
 class PredictResult:
-    """Outcome of a predict run.
-
-    Attributes
-    ----------
-    volumes
-        ``OUT/volumes.csv``.
-    outputs
-        Scan name → map role (``wmh``, ``wmh_prob``, ``attention``) → file.
-    failures
-        Scans that failed (also in ``OUT/failures.tsv``).
-    """
+    """Outcome of a predict run: ``OUT/volumes.csv``, scan name → map role (``wmh``, ``wmh_prob``, ``attention``)
+    → file, and the scans that failed (also in ``OUT/failures.tsv``)."""
 
     volumes: Path
     outputs: dict[str, dict[str, Path]]

@@ -23,11 +23,8 @@ probability map is returned in place of an attention map.
 Severity models (``labels: fazekas``) predict a grade, not a volume:
 :func:`predict_severity`.
 
-:func:`predict_gp_unet` is the one entry point for every GP-Unet kind: a
-:class:`GpUnetPrediction` with the volume and segmentation of a volume model or the
-twin, and the grade (with its attention map, but no segmentation: a grade has no
-volume to match) of a Fazekas model. :class:`wmhkit.models.predictors.GpUnetPredictor` turns it
-into the maps ``wmhkit predict`` writes.
+:func:`predict_gp_unet` is the one entry point for every GP-Unet kind;
+:class:`wmhkit.models.predictors.GpUnetPredictor` turns it into the maps ``wmhkit predict`` writes.
 """
 
 from __future__ import annotations

@@ -86,15 +86,8 @@ class Predictor(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class SegmentationPredictor:
-    """A loaded 2.5D model and how to run it (:class:`Predictor`).
-
-    Attributes
-    ----------
-    model
-        The plane networks (from a model folder, or freshly trained ones).
-    options
-        Fusion rule and threshold (None: the model's), batch size and precision.
-    """
+    """A loaded 2.5D ``model`` (plane networks from a model folder, or freshly trained ones) and the
+    ``options`` it runs with (:class:`Predictor`)."""
 
     model: LoadedModel
     options: PredictOptions = field(default_factory=PredictOptions)

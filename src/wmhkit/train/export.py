@@ -1,10 +1,4 @@
-"""Export trained networks as a model folder (written by :func:`wmhkit.models.folder.write_model_folder`).
-
-Both trainers export through :func:`write_trained_model`, which adds the
-``wmhkit_version`` and ``trained_on`` entries to ``model.yaml``; the writer adds the
-software versions and the model hash (the one ``predict`` puts in its completion
-records and sidecars) to ``provenance.json``.
-"""
+"""Export trained networks as a model folder: both trainers write through :func:`write_trained_model`."""
 
 from __future__ import annotations
 
@@ -51,19 +45,12 @@ def write_trained_model(
     trained_on: str,
     provenance: Mapping[str, Any],
 ) -> Path:
-    """Write a trained model's folder and return it.
+    """Write a trained model's folder (:func:`wmhkit.models.folder.write_model_folder`) and return it.
 
-    Parameters
-    ----------
-    record
-        The ``model.yaml`` entries of the model's kind; ``wmhkit_version`` and
-        ``trained_on`` are appended.
-    weights
-        Weights name (plane, or ``"model"``) → ``state_dict``.
-    trained_on
-        Short description of the training data.
-    provenance
-        Config, config hash, data, seed, device, metrics (versions and model hash are added).
+    ``record``: the ``model.yaml`` entries of the model's kind, to which ``wmhkit_version`` and ``trained_on``
+    (a short description of the training data) are appended; ``weights``: weights name (plane, or ``"model"``)
+    → ``state_dict``; ``provenance``: config, config hash, data, seed, device, metrics (the writer adds the
+    software versions and the model hash, the one ``predict`` puts in its records and sidecars).
     """
     description = plain({**record, "wmhkit_version": wmhkit.__version__, "trained_on": trained_on})
     write_model_folder(out_dir, description, weights, plain(dict(provenance)))

@@ -7,9 +7,7 @@ manifest into a run folder::
     RUN/config.yaml              the resolved config
     RUN/splits.tsv               stage, fold, scan, role (train / val / test)
     RUN/stages/<stage>/<plane>[/fold<k>]/
-        last.pt, last.prev.pt    resume checkpoints (model, optimizer, scheduler, epoch, RNG, history)
-        best.pt                  best validation IoU of this unit
-        history.csv              one row per epoch
+        last.pt, best.pt, ...    the training loop's folder (:mod:`wmhkit.train.loop`; best: validation IoU)
         done.json                written when the unit has finished
     RUN/cv_metrics.tsv           gold test-fold metrics of the fused 2.5D prediction
     RUN/model/                   the model folder (see :mod:`wmhkit.train.export`)
@@ -18,9 +16,7 @@ Each plane (axial, sagittal, coronal) is an independent chain of units; a unit
 is one stage of one plane (one fold of it for a cross-validated gold stage) and
 starts from the previous stage's best weights. Every random draw of an epoch
 comes from :func:`~wmhkit.train.reproducibility.epoch_generator` seeded by
-``(seed, epoch, stage, plane, fold)``, so a run killed at any point and resumed
-with ``resume=True`` ends with the same weights and history as an uninterrupted
-run (on the same device and library versions).
+``(seed, epoch, stage, plane, fold)``, so ``resume=True`` continues exactly (:mod:`wmhkit.train.loop`).
 """
 
 from __future__ import annotations

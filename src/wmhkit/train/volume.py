@@ -9,9 +9,7 @@ column), puts every scan into the fixed input box once
     RUN/run.json                  run identity (config, manifest sha256, device type; :mod:`wmhkit.train.run_folder`)
     RUN/config.yaml               the resolved config
     RUN/splits.tsv                scan → train / val / test
-    RUN/seed-<s>/last.pt          checkpoint after every epoch (+ last.prev.pt)
-    RUN/seed-<s>/best.pt          lowest validation loss
-    RUN/seed-<s>/history.csv      one row per epoch
+    RUN/seed-<s>/last.pt, ...     the training loop's folder (:mod:`wmhkit.train.loop`; best: validation loss)
     RUN/seed-<s>/model/           model folder (model.yaml, weights/model.pt, provenance.json)
 
 Losses: ``volume`` → MSE on the encoded volume (``target_transform``:
@@ -29,9 +27,8 @@ recomputed over the training scans (:func:`refresh_readout`). With
 ``readout: least_squares`` (volume regression) the dense layer of the best
 checkpoint is finally set to the ridge fit of the encoded training volumes on
 its pooled features before export.
-Batches are drawn, and augmented, from generators of ``(seed, epoch)`` only, so a
-run killed and resumed (``resume=True``) ends with bit-identical weights on the
-same machine. A seed whose checkpoint says it finished is not retrained.
+Batches are drawn, and augmented, from generators of ``(seed, epoch)`` only, so ``resume=True``
+continues exactly (:mod:`wmhkit.train.loop`); a finished seed is not retrained.
 """
 
 from __future__ import annotations
