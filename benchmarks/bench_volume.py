@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             predictions += _score_sets(functools.partial(score_segmentation_scans, segmenter, manifest), name, 0,
                                        {"in-domain": in_domain, "unseen": unseen})
             timing.append({"config": name, "what": "inference s/scan",
-                           **_inference_time(segmentation_scorer(segmenter), table, unseen[:5])})
+                           **_inference_time(segmentation_scorer(segmenter).predict, table, unseen[:5])})
 
     scans = pd.concat(predictions, ignore_index=True)
     write_csv(scans, args.out / "predictions.csv")

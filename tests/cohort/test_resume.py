@@ -26,7 +26,7 @@ def test_prepare_rerun_skips_finished_scans_and_recomputes_stale_or_partial_ones
     manifest = write_cohort(tmp_path / "data", 3)
     out = tmp_path / "prepared"
     first = prepare_manifest(manifest, out, options=FAST)
-    flairs = [first.prepared[s].outputs["flair"] for s in ("sub-01", "sub-02", "sub-03")]
+    flairs = [first.scans[s].outputs["flair"] for s in ("sub-01", "sub-02", "sub-03")]
     manifest_bytes = first.manifest.read_bytes()
     original = flairs[2].read_bytes()
     _age(flairs)
@@ -36,7 +36,7 @@ def test_prepare_rerun_skips_finished_scans_and_recomputes_stale_or_partial_ones
     assert _untouched(flairs) == [True, False, False]
     assert flairs[2].read_bytes() == original  # recomputed, same bytes
     assert second.manifest.read_bytes() == manifest_bytes  # skipped scans keep their manifest row
-    reused, made = second.prepared["sub-01"], first.prepared["sub-01"]  # rebuilt from the record
+    reused, made = second.scans["sub-01"], first.scans["sub-01"]  # rebuilt from the record
     assert reused.outputs == made.outputs and reused.geometry.to_dict() == made.geometry.to_dict()
     _age(flairs)
     prepare_manifest(manifest, out, options=dataclasses.replace(FAST, crop_margin_mm=6.0))

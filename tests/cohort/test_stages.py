@@ -27,7 +27,7 @@ def test_prepare_with_poison_scans_is_byte_identical_in_process_and_on_two_worke
     code = main(["prepare", str(manifest), "--out", str(one), "--no-n4", "--no-qc-png"])
     assert code == 1  # poison scans fail the command, after the good ones are done
     result = prepare_manifest(manifest, two, options=read_options(), workers=2, memory_limit="2GiB")
-    assert sorted(result.prepared) == ["sub-01", "sub-02", "sub-03"]
+    assert sorted(result.scans) == ["sub-01", "sub-02", "sub-03"]
     failures = pd.read_csv(one / "failures.tsv", sep="\t", dtype=str, keep_default_na=False)
     assert failures["subject"].tolist() == ["poison-truncated", "poison-nan", "poison-fourd", "poison-emptymask"]
     errors = dict(zip(failures["subject"], failures["error"]))

@@ -383,7 +383,7 @@ def test_cli_trains_and_writes_the_evaluation_tables(prepared_manifest: Path, tm
 def test_mixed_volume_and_fazekas_evaluation_scores_each_model_on_its_own_columns(
         prepared_manifest: Path, tmp_path: Path) -> None:
     """Listed last, the Fazekas model used to make the volume model be scored on grades it never predicts."""
-    from wmhkit.infer.volume_evaluation import evaluate_volume_models
+    from wmhkit.infer.volume import evaluate_volume_models
 
     folders = {labels: train_volume(_config(labels=labels), tmp_path / labels, manifest=prepared_manifest)
                .seeds[0].model_dir for labels in ("volume", "fazekas")}

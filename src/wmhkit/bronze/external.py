@@ -21,10 +21,7 @@ Kinds (the ``external_<kind>`` manifest column, or ``kind=`` in :func:`import_ex
 
 A mask on another grid is resampled onto the FLAIR grid with nearest neighbour
 through world coordinates (FreeSurfer's conformed 256³ space shares the scanner
-world with the T1 it came from, so this is exact). When the mask was made in a
-different world space (another session, a template), give ``reference``: the
-image the tool worked on (FreeSurfer's ``orig.mgz``, LST's input FLAIR...); it is
-rigidly registered to the FLAIR and the mask follows that transform. A mask
+world with the T1 it came from, so this is exact). A mask
 whose field of view does not meet the FLAIR's, or that loses more than
 ``MAX_LOST_FRACTION`` of its WMH outside the FLAIR's field of view, is refused
 with a :class:`~wmhkit.errors.GeometryError`.
@@ -38,7 +35,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from wmhkit.bronze.register import resample_onto, rigid_transform
+from wmhkit.bronze.register import resample_onto
 from wmhkit.errors import GeometryError, InputError, MaskError
 from wmhkit.io.image import Image
 from wmhkit.io.nifti import load_image
@@ -58,7 +55,6 @@ def import_external(
     kind: str,
     *,
     threshold: float | None = None,
-    reference: str | os.PathLike[str] | None = None,
 ) -> Image:
     """Read an external tool's output and return a uint8 WMH mask on ``flair``'s grid.
 
@@ -72,9 +68,6 @@ def import_external(
         One of :data:`EXTERNAL_KINDS`.
     threshold
         Probability threshold for ``lst`` / ``bianca`` (default per kind).
-    reference
-        Optional image the tool's output lies on; registered rigidly to the FLAIR
-        when given (see the module docstring).
 
     Raises
     ------
@@ -90,8 +83,6 @@ def import_external(
     path = Path(path)
     source = _load_any(path)
     wmh = _wmh_from(source, path, kind, threshold)
-    if reference is not None:
-        return _register_onto(wmh, Path(reference), flair, path)
     if wmh.same_grid(flair):
         return flair.with_array(wmh.array)
     return _resample_onto(wmh, flair, path)
@@ -140,23 +131,6 @@ def _resample_onto(wmh: Image, flair: Image, path: Path) -> Image:
     return result
 
 
-def _register_onto(wmh: Image, reference_path: Path, flair: Image, path: Path) -> Image:
-    reference = _load_any(reference_path)
-    if not reference.same_grid(wmh, atol_mm=1e-3):
-        raise GeometryError(path, f"the mask's grid {wmh.shape} is not its reference image's grid {reference.shape}",
-                            "pass as reference the image the tool segmented (same grid as the mask)")
-    try:
-        transform = rigid_transform(flair, reference, iterations=80)
-    except RuntimeError as exc:
-        raise GeometryError(path, f"registering {reference_path.name} to the FLAIR failed ({exc})",
-                            "check that the reference is an image of the same subject") from exc
-    result = resample_onto(wmh, flair, transform, labels=True)
-    if wmh.array.any() and not result.array.any():
-        raise GeometryError(path, "after registration no WMH voxel lands inside the FLAIR's field of view",
-                            "check that the mask and reference belong to this scan")
-    return result
-
-
 def _check_kept(wmh: Image, result: Image, path: Path) -> None:
     """Refuse a mask whose WMH voxels fall outside the FLAIR's field of view, or vanish on its grid."""
     voxels = np.argwhere(wmh.array > 0)
@@ -170,5 +144,5 @@ def _check_kept(wmh: Image, result: Image, path: Path) -> None:
         raise GeometryError(
             path, f"{lost:.0%} of the mask's WMH voxels lie outside the FLAIR's field of view "
             f"(mask grid {wmh.shape}, FLAIR grid {result.shape})",
-            "check the mask belongs to this scan, or pass the image the tool segmented as reference to register it",
+            "check the mask belongs to this scan (and lies in the scanner world of its FLAIR)",
         )

@@ -123,13 +123,7 @@ def normal_levels(
 
 
 def segment_growth(scan: ScanContext, parameters: GrowthParameters = GrowthParameters()) -> np.ndarray:
-    """WMH mask of one prepared scan by seeded lesion growth.
-
-    Returns
-    -------
-    numpy.ndarray
-        Boolean ``(X, Y, Z)`` on the prepared grid.
-    """
+    """WMH mask (boolean ``(X, Y, Z)`` on the prepared grid) of one prepared scan by seeded lesion growth."""
     spacing = scan.spacing_mm
     levels = normal_levels(scan, parameters)
     belief = (scan.flair.array - levels.wm_median) / levels.wm_sd

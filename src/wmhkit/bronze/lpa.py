@@ -215,13 +215,8 @@ def lpa_probability(scan: ScanContext, parameters: LpaParameters = LpaParameters
 
 
 def segment_lpa(scan: ScanContext, parameters: LpaParameters = LpaParameters()) -> np.ndarray:
-    """WMH mask of one prepared scan: the LPA probability above ``threshold`` (see the module docstring).
-
-    Returns
-    -------
-    numpy.ndarray
-        Boolean ``(X, Y, Z)`` on the prepared grid.
-    """
+    """WMH mask (boolean ``(X, Y, Z)`` on the prepared grid) of one prepared scan: the LPA probability above
+    ``threshold`` (see the module docstring)."""
     probability = lpa_probability(scan, parameters)
     candidates = (probability > parameters.threshold) & (scan.depth_mm > parameters.edge_margin_mm)
     return remove_small_clusters(candidates, parameters.min_lesion_mm3, scan.spacing_mm)

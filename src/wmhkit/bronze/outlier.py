@@ -65,13 +65,7 @@ class OutlierParameters:
 
 
 def segment_outlier(scan: ScanContext, parameters: OutlierParameters = OutlierParameters()) -> np.ndarray:
-    """WMH mask of one prepared scan by FLAIR outlier detection in WM.
-
-    Returns
-    -------
-    numpy.ndarray
-        Boolean ``(X, Y, Z)`` on the prepared grid.
-    """
+    """WMH mask (boolean ``(X, Y, Z)`` on the prepared grid) of one prepared scan by FLAIR outlier detection in WM."""
     spacing = scan.spacing_mm
     flair = scan.flair.array
     region = scan.wm_region(parameters.cortex_margin_mm, parameters.closing_mm)

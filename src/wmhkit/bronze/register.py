@@ -16,26 +16,21 @@ import numpy as np
 import SimpleITK as sitk
 
 from wmhkit.io.image import Image
+from wmhkit.io.sitk import mattes_registration, to_sitk
 
-# RAS (NIfTI) ↔ LPS (ITK) world axes.
-_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 #: Seed of the metric's random sampling (registration is deterministic given it).
 SAMPLING_SEED = 20240
 SAMPLING_FRACTION = 0.1
+#: Gradient-descent iterations per resolution level: rigid, and each stage of the affine registration.
+RIGID_ITERATIONS, AFFINE_ITERATIONS = 60, 40
 
 
 def image_to_sitk(image: Image) -> sitk.Image:
-    """A SimpleITK image with ``image``'s voxels and world geometry (float32)."""
-    affine = image.affine
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    converted = sitk.GetImageFromArray(np.asarray(image.array, np.float32).transpose(2, 1, 0))
-    converted.SetSpacing(spacing.tolist())
-    converted.SetOrigin((_RAS_TO_LPS @ affine[:3, 3]).tolist())
-    converted.SetDirection((_RAS_TO_LPS @ (affine[:3, :3] / spacing)).ravel().tolist())
-    return converted
+    """A SimpleITK image with ``image``'s voxels (as float32) and world geometry (:func:`~wmhkit.io.sitk.to_sitk`)."""
+    return to_sitk(np.asarray(image.array, np.float32), image.affine)
 
 
-def rigid_transform(fixed: Image, moving: Image, fixed_mask: np.ndarray | None = None, *, iterations: int = 60) -> sitk.Transform:
+def rigid_transform(fixed: Image, moving: Image, fixed_mask: np.ndarray | None = None) -> sitk.Transform:
     """The rigid (Euler 3D) transform mapping ``fixed`` world points into ``moving`` (SimpleITK convention).
 
     Parameters
@@ -44,8 +39,6 @@ def rigid_transform(fixed: Image, moving: Image, fixed_mask: np.ndarray | None =
         Intensity images (any grids in one world space).
     fixed_mask
         Optional mask on ``fixed``'s grid; the metric is evaluated inside it.
-    iterations
-        Gradient-descent iterations per resolution level.
 
     Raises
     ------
@@ -56,35 +49,23 @@ def rigid_transform(fixed: Image, moving: Image, fixed_mask: np.ndarray | None =
     initial = sitk.CenteredTransformInitializer(
         fixed_itk, moving_itk, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.GEOMETRY
     )
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(SAMPLING_FRACTION, SAMPLING_SEED)
+    method = mattes_registration(random=True, fraction=SAMPLING_FRACTION, seed=SAMPLING_SEED, learning_rate=2.0,
+                                 iterations=RIGID_ITERATIONS, relaxation=0.5, shrink=[4, 2, 1], smoothing_mm=[2.0, 1.0, 0.0])
     if fixed_mask is not None:
         method.SetMetricFixedMask(image_to_sitk(fixed.with_array(np.asarray(fixed_mask).astype(np.uint8))) > 0)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=2.0, minStep=1e-3, numberOfIterations=iterations, relaxationFactor=0.5
-    )
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel([4, 2, 1])
-    method.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
-    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     method.SetInitialTransform(initial, inPlace=False)
     return method.Execute(fixed_itk, moving_itk)
 
 
-def affine_transform(
-    fixed: Image, moving: Image, fixed_mask: np.ndarray, moving_mask: np.ndarray, *, iterations: int = 40,
-) -> sitk.Transform:
+def affine_transform(fixed: Image, moving: Image, fixed_mask: np.ndarray, moving_mask: np.ndarray) -> sitk.Transform:
     """The affine transform mapping ``fixed`` world points into ``moving`` (e.g. a scan into a template).
 
     Brains differ in size and shape between people, so a template is brought to a
     scan by a similarity (rotation, translation, one scale) then an affine transform,
     both by Mattes mutual information (contrast-agnostic: a T1 template to a FLAIR)
     inside the two brain masks, initialised by matching the masks' centres of mass,
-    two resolution levels (shrink 4 and 2, smoothing 2 and 1 mm), seeded random
-    sampling (deterministic).
+    two resolution levels (shrink 4 and 2, smoothing 2 and 1 mm, :data:`AFFINE_ITERATIONS` each),
+    seeded random sampling (deterministic). Raises as :func:`rigid_transform`.
 
     Parameters
     ----------
@@ -92,13 +73,6 @@ def affine_transform(
         Intensity images (skull stripped or masked), any grids and spacings.
     fixed_mask, moving_mask
         Brain masks on the two images' grids.
-    iterations
-        Gradient-descent iterations per level and stage.
-
-    Raises
-    ------
-    RuntimeError
-        From SimpleITK when the optimisation cannot run (e.g. no overlap).
     """
     fixed_itk, moving_itk = image_to_sitk(fixed), image_to_sitk(moving)
     fixed_brain = image_to_sitk(fixed.with_array(np.asarray(fixed_mask).astype(np.uint8))) > 0
@@ -108,32 +82,22 @@ def affine_transform(
         sitk.Similarity3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS,
     )
     similarity = sitk.Similarity3DTransform(similarity)
-    _optimise(similarity, fixed_itk, moving_itk, fixed_brain, moving_brain, iterations)
+    _optimise(similarity, fixed_itk, moving_itk, fixed_brain, moving_brain)
     affine = sitk.AffineTransform(3)
     affine.SetMatrix(similarity.GetMatrix())
     affine.SetTranslation(similarity.GetTranslation())
     affine.SetCenter(similarity.GetCenter())
-    _optimise(affine, fixed_itk, moving_itk, fixed_brain, moving_brain, iterations)
+    _optimise(affine, fixed_itk, moving_itk, fixed_brain, moving_brain)
     return affine
 
 
 def _optimise(transform: sitk.Transform, fixed: sitk.Image, moving: sitk.Image, fixed_mask: sitk.Image,
-              moving_mask: sitk.Image, iterations: int) -> None:
+              moving_mask: sitk.Image) -> None:
     """Optimise ``transform`` in place: masked Mattes MI, two levels (see :func:`affine_transform`)."""
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    method.SetMetricSamplingStrategy(method.RANDOM)
-    method.SetMetricSamplingPercentage(SAMPLING_FRACTION, SAMPLING_SEED)
+    method = mattes_registration(random=True, fraction=SAMPLING_FRACTION, seed=SAMPLING_SEED, learning_rate=1.0,
+                                 iterations=AFFINE_ITERATIONS, relaxation=0.5, shrink=[4, 2], smoothing_mm=[2.0, 1.0])
     method.SetMetricFixedMask(fixed_mask)
     method.SetMetricMovingMask(moving_mask)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=1.0, minStep=1e-3, numberOfIterations=iterations, relaxationFactor=0.5
-    )
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel([4, 2])
-    method.SetSmoothingSigmasPerLevel([2.0, 1.0])
-    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     method.SetInitialTransform(transform, inPlace=True)
     method.Execute(fixed, moving)
 
@@ -151,7 +115,7 @@ def resample_onto(image: Image, reference: Image, transform: sitk.Transform | No
     return Image((array > 0.5).astype(np.uint8) if labels else array.astype(np.float32), reference.affine)
 
 
-def register_rigid(moving: Image, fixed: Image, fixed_mask: np.ndarray | None = None, *, iterations: int = 60) -> Image:
+def register_rigid(moving: Image, fixed: Image, fixed_mask: np.ndarray | None = None) -> Image:
     """Rigidly register ``moving`` (e.g. a T1) to ``fixed`` (the FLAIR) and resample it onto ``fixed``'s grid.
 
     Returns
@@ -159,4 +123,4 @@ def register_rigid(moving: Image, fixed: Image, fixed_mask: np.ndarray | None = 
     Image
         float32 ``moving`` on ``fixed``'s grid and affine (linear interpolation, 0 outside).
     """
-    return resample_onto(moving, fixed, rigid_transform(fixed, moving, fixed_mask, iterations=iterations))
+    return resample_onto(moving, fixed, rigid_transform(fixed, moving, fixed_mask))

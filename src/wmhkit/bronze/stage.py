@@ -26,11 +26,8 @@ rewritten for ``OUT`` (any folder; see :func:`~wmhkit.io.manifest.relative_path`
 when ``OUT/manifest.tsv`` is the input manifest it is replaced by the updated one. Failures never stop the cohort: one row per failed
 (scan, method) in ``OUT/failures.tsv``, tracebacks in ``OUT/crashes/<scan_id>.txt``.
 
-Scans run through :func:`wmhkit.cohort.stage.run_stage` (in-process, or Dask workers).
-A scan whose every method succeeded gets a completion record
-(``OUT/records/bronze/<scan_id>.json``); a rerun with the same inputs, settings and
-versions reuses its masks instead of recomputing them. Scans with a failed method
-have no record, so a rerun tries them again.
+Scans run through :func:`wmhkit.cohort.stage.run_stage` (completion records, reruns); a scan
+with a failed method gets no record, so a rerun tries it again.
 """
 
 from __future__ import annotations
@@ -56,7 +53,7 @@ from wmhkit.bronze.register import register_rigid
 from wmhkit.cohort.failures import ErrorReport, ScanFailure
 from wmhkit.cohort.records import expected_record
 from wmhkit.cohort.runner import ComputeOptions, TaskOutcome
-from wmhkit.cohort.stage import ComputeArguments, ScanStage, StageScan, run_stage
+from wmhkit.cohort.stage import ComputeArguments, ScanStage, StageResult, StageScan, run_stage
 from wmhkit.errors import InputError, OutputError
 from wmhkit.io.atomic import resolve_output
 from wmhkit.io.image import Image
@@ -125,15 +122,6 @@ class BronzeScanResult:
     outputs: dict[str, Path]
     seconds: dict[str, float]
     errors: dict[str, ErrorReport]
-
-
-@dataclass(frozen=True)
-class BronzeResult:
-    """Outcome of :func:`bronze_manifest`; ``failures`` have their ``method`` set (``all``: the whole scan)."""
-
-    manifest: Path
-    scans: dict[str, BronzeScanResult]
-    failures: list[ScanFailure]
 
 
 def bronze_scan(
@@ -237,7 +225,7 @@ def bronze_manifest(
     options: BronzeOptions = BronzeOptions(),
     brain_extractor: str = DEFAULT_BRAIN_EXTRACTOR,
     **compute: Unpack[ComputeArguments],
-) -> BronzeResult:
+) -> StageResult[BronzeScanResult]:
     """Run the bronze stage over every scan of ``manifest`` (see the module docstring).
 
     ``brain_extractor`` names the brain extraction of a raw manifest's scans that
@@ -248,7 +236,7 @@ def bronze_manifest(
 
     Returns
     -------
-    BronzeResult
+    StageResult
         The written manifest, per-scan results and one failure per failed
         (scan, method) — also in ``out_dir/failures.tsv``.
 
@@ -296,7 +284,7 @@ def bronze_manifest(
     (path, results), failures = run_stage(BronzeStage(), scans, out_dir, compute_options, write_manifest_rows,
                                           failures=failures)
     log.info("bronze: %d scan(s), %d failure(s); manifest %s", len(results), len(failures), path)
-    return BronzeResult(path, results, failures)
+    return StageResult(path, results, failures)
 
 
 @dataclass(frozen=True)

@@ -61,12 +61,7 @@ class T1HypoParameters:
 
 
 def segment_t1hypo(scan: ScanContext, parameters: T1HypoParameters = T1HypoParameters()) -> np.ndarray:
-    """WMH mask of one prepared scan from T1 hypointensities in WM.
-
-    Returns
-    -------
-    numpy.ndarray
-        Boolean ``(X, Y, Z)`` on the prepared grid.
+    """WMH mask (boolean ``(X, Y, Z)`` on the prepared grid) of one prepared scan from T1 hypointensities in WM.
 
     Raises
     ------

@@ -59,13 +59,8 @@ class TophatParameters:
 
 
 def segment_tophat(scan: ScanContext, parameters: TophatParameters = TophatParameters()) -> np.ndarray:
-    """WMH mask of one prepared scan by in-plane white top-hat filtering.
-
-    Returns
-    -------
-    numpy.ndarray
-        Boolean ``(X, Y, Z)`` on the prepared grid (the slice axis is the last one).
-    """
+    """WMH mask (boolean ``(X, Y, Z)`` on the prepared grid, the slice axis last) of one prepared scan by
+    in-plane white top-hat filtering."""
     spacing = scan.spacing_mm
     flair = scan.flair.array.astype(np.float32)
     if parameters.smoothing_mm > 0:

@@ -30,10 +30,11 @@ def demo_command(
     """Synthesize, prepare, label (bronze, silver), train, predict, evaluate, analyse and report."""
     from rich.console import Console
 
+    from wmhkit.cli.train import ProgressBars
     from wmhkit.demo import run_demo
 
     if progress:
-        with _DemoProgress() as bars:
+        with ProgressBars(steps="demo ") as bars:
             result = run_demo(out, quick=quick, seed=seed, real_data=real_data, imagenet_weights=imagenet_weights,
                               progress=bars.update)
     else:
@@ -73,39 +74,3 @@ def _summary_table(summary: pd.DataFrame) -> Table:
                 cells.append(str(value))
         table.add_row(*cells)
     return table
-
-
-class _DemoProgress:
-    """Two rich progress bars on stderr: the demo's steps, and the batches of the current training epoch."""
-
-    def __enter__(self) -> _DemoProgress:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TimeElapsedColumn(), console=Console(stderr=True), transient=True)
-        self._progress.__enter__()
-        self._steps: int | None = None
-        self._detail: tuple[str, int] | None = None
-        return self
-
-    def update(self, description: str, done: int, total: int) -> None:
-        if description.startswith("demo "):
-            if self._steps is None:
-                self._steps = self._progress.add_task(description, total=total)
-            self._progress.update(self._steps, description=description, completed=done)
-            return
-        if self._detail is None or self._detail[0] != description:
-            if self._detail is not None:
-                self._progress.remove_task(self._detail[1])
-            self._detail = (description, self._progress.add_task(description, total=total))
-        self._progress.update(self._detail[1], completed=done)
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(None, None, None)

@@ -68,7 +68,7 @@ def prepare(
         raise typer.BadParameter(str(exc)) from exc
     compute = compute_arguments(workers, scheduler, memory_limit, threads_per_worker)
     result = prepare_manifest(manifest, out, options=options, **compute)
-    typer.echo(f"prepared {len(result.prepared)} scan(s); manifest: {result.manifest}")
+    typer.echo(f"prepared {len(result.scans)} scan(s); manifest: {result.manifest}")
     exit_on_failures(result.failures, out / "failures.tsv")
 
 

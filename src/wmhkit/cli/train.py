@@ -37,7 +37,7 @@ def train(
         overrides["parallel_planes"] = parallel_planes
     settings = dataclasses.replace(settings, **overrides)
     if progress:
-        with _ProgressBars() as bars:
+        with ProgressBars() as bars:
             result = train_run(settings, out, manifest=manifest, resume=resume, progress=bars.update)
     else:
         result = train_run(settings, out, manifest=manifest, resume=resume)
@@ -46,25 +46,38 @@ def train(
         typer.echo(f"cross-validation metrics: {result.cv_metrics}")
 
 
-class _ProgressBars:
-    """One rich progress bar per training epoch (on stderr)."""
+class ProgressBars:
+    """Rich progress bars on stderr: one for the batches of the current training epoch and, with ``steps``
+    (the demo's), one for the progress lines whose description starts with ``steps``."""
 
-    def __enter__(self) -> _ProgressBars:
+    def __init__(self, steps: str | None = None) -> None:
+        self.steps_prefix = steps
+
+    def __enter__(self) -> ProgressBars:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+        )
 
+        time_column = TimeRemainingColumn() if self.steps_prefix is None else TimeElapsedColumn()
         self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+                                  time_column, console=Console(stderr=True), transient=True)
         self._progress.__enter__()
-        self._tasks: dict[str, int] = {}
+        self._steps: int | None = None
+        self._detail: tuple[str, int] | None = None
         return self
 
     def update(self, description: str, done: int, total: int) -> None:
-        if description not in self._tasks:
-            for task in self._tasks.values():
-                self._progress.remove_task(task)
-            self._tasks = {description: self._progress.add_task(description, total=total)}
-        self._progress.update(self._tasks[description], completed=done)
+        if self.steps_prefix is not None and description.startswith(self.steps_prefix):
+            if self._steps is None:
+                self._steps = self._progress.add_task(description, total=total)
+            self._progress.update(self._steps, description=description, completed=done)
+            return
+        if self._detail is None or self._detail[0] != description:
+            if self._detail is not None:
+                self._progress.remove_task(self._detail[1])
+            self._detail = (description, self._progress.add_task(description, total=total))
+        self._progress.update(self._detail[1], completed=done)
 
     def __exit__(self, *exc: object) -> None:
         self._progress.__exit__(None, None, None)

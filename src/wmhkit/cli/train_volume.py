@@ -18,7 +18,7 @@ def train_volume_command(
     evaluate: bool = typer.Option(True, "--evaluate/--no-evaluate", help="Score every seed's model on the test split."),
 ) -> None:
     """Train a GP-Unet on the manifest's volume_ml or fazekas (or its strong twin on gold masks)."""
-    from wmhkit.infer.volume_evaluation import evaluate_test_split
+    from wmhkit.infer.volume import evaluate_test_split
     from wmhkit.train.config import resolve_config_path
     from wmhkit.train.volume import train_volume
     from wmhkit.train.volume_config import load_volume_config
@@ -40,7 +40,7 @@ def evaluate_volume_command(
     set_name: str = typer.Option("all", "--set", help="Name of this scan set in the tables."),
 ) -> None:
     """ICC(2,1) with 95 % CI, Pearson r, Bland-Altman, Dice and the confounder OLS of volume models."""
-    from wmhkit.infer.volume_evaluation import evaluate_volume_models
+    from wmhkit.infer.volume import evaluate_volume_models
     from wmhkit.io.manifest import read_manifest
 
     table = read_manifest(manifest)

@@ -66,6 +66,16 @@ class StageScan(Generic[J]):
             return cls(key, subject, session, error=ErrorReport.from_exception(exc))
 
 
+@dataclass(frozen=True)
+class StageResult(Generic[R]):
+    """Outcome of a manifest stage (``prepare``, ``bronze``, ``silver``): the manifest it wrote, scan → result,
+    and the failures (also in ``OUT/failures.tsv``; bronze sets their ``method``, ``all`` for a whole scan)."""
+
+    manifest: Path
+    scans: dict[str, R]
+    failures: list[ScanFailure]
+
+
 class ScanStage(Generic[J, R]):
     """The per-scan work of a stage; an instance is the task shipped to workers (keep it picklable).
 

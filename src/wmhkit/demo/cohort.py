@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 
 TRAINING_MANIFEST = "training.tsv"
 TEST_MANIFEST = "test.tsv"
-#: ``demo_role`` values of the cohort manifests.
-ROLES: tuple[str, ...] = ("unlabeled", "gold-train", "test")
 #: Real scans: folder under ``--real-data``, dataset name and what they are used for.
 LESJAK = "lesjak2018"
 REAL_UNLABELED_OTHER = {"niivue-FLAIR.nii.gz": "niivue", "synthsr-demo-FLAIR.nii.gz": "synthsr"}

@@ -236,7 +236,7 @@ def _cohort_step(cohort_dir: Path, plan: CohortPlan, seed: int, real_data: str |
 def _prepare_step(cohort_dir: Path, labels_dir: Path, quick: bool) -> dict:
     options = PrepareOptions(n4_settings=QUICK_N4, qc_png=False) if quick else PrepareOptions()
     result = prepare_manifest(cohort_dir / TRAINING_MANIFEST, labels_dir / "prepared", options=options)
-    return {"prepared": len(result.prepared), "failures": [_failure(f) for f in result.failures]}
+    return {"prepared": len(result.scans), "failures": [_failure(f) for f in result.failures]}
 
 
 def _bronze_step(labels_dir: Path, seed: int) -> dict:

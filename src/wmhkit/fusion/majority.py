@@ -14,19 +14,8 @@ def majority_vote(raters: Sequence[np.ndarray], brain_mask: np.ndarray) -> Conse
 
     ``probability`` is the fraction of raters voting WMH (0 outside the brain);
     sensitivity and specificity of each rater are measured against the vote
-    inside the brain (NaN when the vote has no WMH / no background).
-
-    Parameters
-    ----------
-    raters
-        Two or more boolean/0-1 arrays ``(X, Y, Z)`` on one grid.
-    brain_mask
-        Boolean array of the same shape.
-
-    Raises
-    ------
-    ValueError
-        Fewer than two raters, shapes that differ, or an empty brain mask.
+    inside the brain (NaN when the vote has no WMH / no background). Arguments and errors as in
+    :func:`~wmhkit.fusion.staple.staple`.
 
     Examples
     --------

@@ -22,11 +22,8 @@ column: everything then happens on the native grid.
 ``silver_prob``) filled; ``OUT`` must be the input manifest's folder or a parent
 of it (the manifest is replaced by the updated one when it is the same file).
 Failed scans get an empty ``silver`` cell, a row in ``OUT/failures.tsv`` and a
-traceback in ``OUT/crashes/<scan_id>.txt``; the others complete.
-
-Scans run through :func:`wmhkit.cohort.stage.run_stage` (in-process, or Dask workers);
-each finished scan gets a completion record (``OUT/records/silver/<scan_id>.json``)
-and is not recomputed by a rerun with the same inputs, settings and versions.
+traceback in ``OUT/crashes/<scan_id>.txt``; the others complete. Scans run through
+:func:`wmhkit.cohort.stage.run_stage` (completion records, reruns).
 """
 
 from __future__ import annotations
@@ -43,10 +40,9 @@ import numpy as np
 import pandas as pd
 
 from wmhkit.bronze.stage import rebased_row
-from wmhkit.cohort.failures import ScanFailure
 from wmhkit.cohort.records import expected_record
 from wmhkit.cohort.runner import ComputeOptions, TaskOutcome
-from wmhkit.cohort.stage import ComputeArguments, ScanStage, StageScan, run_stage
+from wmhkit.cohort.stage import ComputeArguments, ScanStage, StageResult, StageScan, run_stage
 from wmhkit.errors import GeometryError, InputError, MaskError
 from wmhkit.fusion.majority import majority_vote
 from wmhkit.fusion.staple import MAX_ITERATIONS, THRESHOLD, ConsensusResult, staple, staple_pruned
@@ -115,12 +111,9 @@ class SilverScan:
 
 
 @dataclass(frozen=True)
-class SilverResult:
-    """Outcome of :func:`silver_manifest`."""
+class SilverResult(StageResult[SilverScan]):
+    """Outcome of :func:`silver_manifest`, with every scan's rater performance (``raters.tsv``)."""
 
-    manifest: Path
-    scans: dict[str, SilverScan]
-    failures: list[ScanFailure]
     raters: pd.DataFrame
 
 

@@ -77,7 +77,6 @@ def staple(
     brain_mask: np.ndarray,
     *,
     threshold: float = THRESHOLD,
-    confidence_weight: float = 1.0,
     max_iterations: int = MAX_ITERATIONS,
 ) -> ConsensusResult:
     """STAPLE consensus of binary ``raters`` inside ``brain_mask``.
@@ -90,8 +89,6 @@ def staple(
         Boolean array of the same shape; estimation uses its voxels only.
     threshold
         The consensus mask is ``probability > threshold`` (strictly above 0.5 by default).
-    confidence_weight
-        Factor on the prior, as ITK's confidence weight (1 = Warfield's STAPLE).
     max_iterations
         EM iteration cap.
 
@@ -124,7 +121,7 @@ def staple(
     images = [sitk.GetImageFromArray(rater.astype(np.uint8).reshape(-1, 1, 1)) for rater in decisions]
     estimator = sitk.STAPLEImageFilter()
     estimator.SetForegroundValue(1.0)
-    estimator.SetConfidenceWeight(confidence_weight)
+    estimator.SetConfidenceWeight(1.0)  # Warfield's STAPLE
     estimator.SetMaximumIterations(max_iterations)
     estimator.SetNumberOfThreads(1)
     # A copy, not a view: a view of the unnamed result image reads freed memory once it is collected
@@ -143,14 +140,10 @@ def staple(
 
 
 def staple_pruned(
-    raters: Sequence[np.ndarray],
-    brain_mask: np.ndarray,
-    *,
-    threshold: float = THRESHOLD,
+    raters: Sequence[np.ndarray], brain_mask: np.ndarray, *, threshold: float = THRESHOLD,
     max_iterations: int = MAX_ITERATIONS,
-    min_relative_sensitivity: float = MIN_RELATIVE_SENSITIVITY,
 ) -> ConsensusResult:
-    """STAPLE without the raters whose estimated sensitivity is below ``min_relative_sensitivity`` × the highest.
+    """STAPLE without the raters whose estimated sensitivity is below :data:`MIN_RELATIVE_SENSITIVITY` × the highest.
 
     A first STAPLE estimates every rater's sensitivity; raters below the bound are
     dropped (the two most sensitive are always kept) and STAPLE runs again on the
@@ -167,7 +160,7 @@ def staple_pruned(
     """
     first = staple(raters, brain_mask, threshold=threshold, max_iterations=max_iterations)
     sensitivity = np.nan_to_num(np.asarray(first.sensitivity), nan=0.0)
-    keep = sensitivity >= min_relative_sensitivity * sensitivity.max()
+    keep = sensitivity >= MIN_RELATIVE_SENSITIVITY * sensitivity.max()
     keep[np.argsort(-sensitivity, kind="stable")[:2]] = True
     if keep.all():
         return ConsensusResult(first.probability, first.mask, first.sensitivity, first.specificity, (True,) * len(raters))

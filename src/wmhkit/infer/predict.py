@@ -8,10 +8,7 @@ prefixed by the folders that tell files apart when stems collide: :func:`distinc
    into a temporary folder under ``OUT``;
    (on the model's working grid when its ``prepare`` declares a working spacing);
 2. segment it on the prepared grid with the predictor of the model's ``kind``
-   (:func:`wmhkit.models.predictors.load_predictor`): ``segmentation-2.5d`` runs each
-   plane's network over the brain box (on a thick-slice scan the planes of the model's
-   ``thick_slice_planes`` rule) and fuses the plane probabilities; ``volume`` (weak-label
-   GP-Unet) and ``segmentation-3d`` (its strong-label twin) models give a volume or grade;
+   (:mod:`wmhkit.models.predictors`);
 3. map the maps back onto the exact native grid (:func:`~wmhkit.preprocess.geometry.to_native`:
    exact without a working grid, else linear for probabilities and nearest for masks);
    a 2.5D model's fused probability is thresholded there, inside the brain mask, so
@@ -35,12 +32,8 @@ and empty volume cells (there is no mask to measure).
 Then ``OUT/volumes.csv`` (one row per scan, sorted by subject and session, fixed
 columns :data:`CSV_COLUMNS`, formula-safe cells) and ``OUT/failures.tsv`` are
 written. Scans run through :func:`wmhkit.cohort.stage.run_stage` (in-process, or Dask
-workers, each loading the model once); each finished scan gets a completion
-record (``OUT/records/predict/<name>.json``, :mod:`wmhkit.cohort.records`), and a
-scan whose record holds the same inputs, parameters, model hash, device and
-versions, and whose outputs still match the recorded hashes, is not recomputed.
-One failing scan never stops the others: it gets a row in ``failures.tsv`` and a
-traceback in ``OUT/crashes/<name>.txt``.
+workers, each loading the model once; completion records hold the model hash and device too,
+crash files, reruns).
 
 For weak-label volume models the probability map is the binary segmentation as
 float32 (a GP-Unet gives an attention map, written as ``<name>_attention.nii.gz``,
@@ -76,7 +69,7 @@ from wmhkit.infer.volumes import DEFAULT_PV_DISTANCE_MM, VOLUME_COLUMNS, estimat
 from wmhkit.io.atomic import resolve_output
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import is_valid_id, read_manifest
-from wmhkit.io.nifti import load_image, load_mask, save_image, save_mask
+from wmhkit.io.nifti import load_image, load_mask, nifti_stem, save_image, save_mask
 from wmhkit.io.provenance import sidecar_path, write_sidecar
 from wmhkit.models.folder import MODEL_YAML, ModelSpec, model_hash, read_model_spec, resolve_device
 from wmhkit.models.predictors import PredictOptions, Predictor, ScanPrediction, load_predictor
@@ -108,7 +101,6 @@ QC_FOLDER = "qc"
 QC_SLICES = 6
 #: Output file suffixes per map role.
 OUTPUT_SUFFIXES: dict[str, str] = {"wmh": "_wmh.nii.gz", "wmh_prob": "_wmhprob.nii.gz", "attention": "_attention.nii.gz"}
-_NIFTI_SUFFIXES = (".nii.gz", ".nii")
 #: Torch intra-op threads per scan on CPU, whatever ``threads_per_worker`` is (that sizes the
 #: ITK/OpenMP pools of preparation): outputs are then bit-identical with any number of workers
 #: and threads; use more workers, not threads, for inference speed.
@@ -117,21 +109,10 @@ CPU_THREADS_PER_SCAN = 1
 
 @dataclass(frozen=True)
 class ScanInput:
-    """One scan to segment.
-
-    Attributes
-    ----------
-    name
-        Output file prefix (manifest ``subject[_session]`` or the file stem).
-    subject, session
-        Identifiers written to ``volumes.csv`` (session may be "").
-    flair
-        Native FLAIR file.
-    t1, brain_mask
-        Optional T1 and brain mask (on the FLAIR grid), as in a manifest row.
-    normalisation
-        Intensity normalisation; None for the model's ``prepare`` default.
-    """
+    """One scan to segment: ``name``, the output file prefix (manifest ``subject[_session]`` or the file stem);
+    ``subject`` and ``session`` for ``volumes.csv`` (session may be ""); the native ``flair`` file; optional ``t1``
+    and ``brain_mask`` (on the FLAIR grid), as in a manifest row; the intensity ``normalisation`` (None: the
+    model's ``prepare`` default)."""
 
     name: str
     subject: str
@@ -176,17 +157,8 @@ class PredictSettings:
 
 @dataclass(frozen=True)
 class PredictResult:
-    """Outcome of a predict run.
-
-    Attributes
-    ----------
-    volumes
-        ``OUT/volumes.csv``.
-    outputs
-        Scan name → map role (``wmh``, ``wmh_prob``, ``attention``) → file.
-    failures
-        Scans that failed (also in ``OUT/failures.tsv``).
-    """
+    """Outcome of a predict run: ``OUT/volumes.csv``, scan name → map role (``wmh``, ``wmh_prob``, ``attention``)
+    → file, and the scans that failed (also in ``OUT/failures.tsv``)."""
 
     volumes: Path
     outputs: dict[str, dict[str, Path]]
@@ -224,7 +196,7 @@ def scan_inputs(
         return manifest_scan_inputs(manifests[0], options)
     stems = []
     for path in paths:
-        stem = _nifti_stem(path)
+        stem = nifti_stem(path)
         if stem is None:
             raise InputError(path, "not a NIfTI file (.nii or .nii.gz) or a manifest (.tsv)", "pass FLAIR NIfTI files")
         stems.append(stem)
@@ -370,19 +342,10 @@ def predict_scans(
     return PredictResult(volumes, outputs, failures)
 
 
-def predict_manifest(
-    model_dir: str | os.PathLike[str],
-    manifest: str | os.PathLike[str],
-    out_dir: str | os.PathLike[str],
-    *,
-    device: str = "cpu",
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    settings: PredictSettings = PredictSettings(),
-    **compute: Unpack[ComputeArguments],
-) -> PredictResult:
-    """:func:`predict_scans` over the rows of ``manifest`` (outputs named ``subject[_session]``)."""
-    return predict_scans(model_dir, [manifest], out_dir, device=device, batch_size=batch_size, settings=settings,
-                         **compute)
+def predict_manifest(model_dir: str | os.PathLike[str], manifest: str | os.PathLike[str],
+                     out_dir: str | os.PathLike[str], **options: Any) -> PredictResult:
+    """:func:`predict_scans` over the rows of ``manifest`` (outputs named ``subject[_session]``; ``options`` as there)."""
+    return predict_scans(model_dir, [manifest], out_dir, **options)
 
 
 @dataclass(frozen=True)
@@ -604,10 +567,3 @@ def _bids_prefix(folders: Sequence[str]) -> str:
             session = folders[index - 1] if index > 0 and folders[index - 1].startswith("ses-") else ""
             return "_".join(f for f in (folder, session) if f)
     return ""
-
-
-def _nifti_stem(path: Path) -> str | None:
-    for suffix in _NIFTI_SUFFIXES:
-        if path.name.endswith(suffix):
-            return path.name[: -len(suffix)]
-    return None

@@ -11,15 +11,17 @@ model (M3SL, baseline): its mask is the one ``wmhkit predict`` computes on the
 prepared grid (:class:`wmhkit.models.predictors.SegmentationPredictor` with the
 model's fusion and threshold), and its predicted volume is that mask's voxel count
 times the voxel volume, so that voxel-wise segmenters and volume models are scored alike.
+:func:`evaluate_volume_models` scores weak-label models, each on its own columns (a volume
+model's regressed volume against ``volume_ml``, a Fazekas model's grade against ``fazekas``,
+so one evaluation may mix both kinds: :data:`SCORED_COLUMNS`), into agreement tables.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -32,9 +34,11 @@ from wmhkit.io.nifti import load_image, load_mask
 from wmhkit.metrics.segmentation import dice
 from wmhkit.metrics.volume_eval import TISSUE_COLUMNS, tissue_volumes
 from wmhkit.models.folder import KIND_2_5D, MODEL_YAML, LoadedModel, load_model, read_model_spec
-from wmhkit.models.predict_gp_unet import VolumeModel, load_volume_model, predict_gp_unet
-from wmhkit.models.predictors import PredictOptions, SegmentationPredictor
+from wmhkit.models.predict_gp_unet import VolumeModel, load_volume_model
+from wmhkit.models.predictors import GpUnetPredictor, PredictOptions, Predictor, SegmentationPredictor
 from wmhkit.nn.planes import DEFAULT_BATCH_SIZE
+from wmhkit.stats.tables import write_csv, write_tables
+from wmhkit.stats.volume_models import agreement_table, confounder_table
 
 log = logging.getLogger(__name__)
 
@@ -43,28 +47,6 @@ SCAN_COLUMNS: tuple[str, ...] = (
     "scan_id", "subject", "session", "scanner", "split", "volume_ml", "fazekas", "predicted_volume_ml",
     "segmentation_ml", "predicted_grade", "dice", *TISSUE_COLUMNS,
 )
-
-
-class ScanScores(NamedTuple):
-    """What a model says about one prepared scan; None where it does not apply.
-
-    Attributes
-    ----------
-    volume_ml
-        Predicted WMH volume (mL).
-    segmentation
-        uint8 mask on the prepared grid.
-    grade
-        Predicted grade (Fazekas or volume bin).
-    """
-
-    volume_ml: float | None
-    segmentation: Image | None
-    grade: int | None = None
-
-
-#: Scores one prepared scan from its images by role (``flair``, ``brain_mask``, and the model's other inputs).
-Scorer = Callable[[Mapping[str, Image]], ScanScores]
 
 
 def predict_scans(
@@ -90,46 +72,28 @@ def predict_scans(
         Rows in manifest order. Empty cells (NaN) where a label or prediction does not apply.
     """
     model = model if isinstance(model, VolumeModel) else load_volume_model(model)
-
-    def score(images: Mapping[str, Image]) -> ScanScores:
-        prediction = predict_gp_unet(model, images["flair"], images["brain_mask"])
-        return ScanScores(prediction.volume_ml, prediction.segmentation, prediction.grade)
-
-    return _score_scans(score, manifest, inputs=("flair",), scan_ids=scan_ids, splits=splits)
+    return score_scans(GpUnetPredictor(model), manifest, inputs=("flair",), scan_ids=scan_ids, splits=splits)
 
 
 def segmentation_scorer(
     model: LoadedModel | str | os.PathLike[str], *, batch_size: int = DEFAULT_BATCH_SIZE
-) -> Scorer:
-    """The per-scan :class:`ScanScores` of a ``segmentation-2.5d`` model (the mask of ``wmhkit predict``).
-
-    Parameters
-    ----------
-    model
-        A loaded 2.5D model or its folder.
-    batch_size
-        Slices per forward pass (the mask does not depend on it).
-
-    Returns
-    -------
-    Scorer
-        Images by role (``brain_mask`` and the model's inputs, on one prepared grid) →
-        the mask thresholded at the model's threshold after its fusion rule, and its volume
-        (voxel count × voxel volume, mL).
+) -> SegmentationPredictor:
+    """The predictor of a ``segmentation-2.5d`` model with its own fusion and threshold (the mask of
+    ``wmhkit predict``), its kind checked before any weights are read; ``batch_size`` (slices per
+    forward pass) does not change the mask.
 
     Raises
     ------
     InputError
         For a model of another kind.
     """
-    predictor = SegmentationPredictor(_as_segmentation_model(model), PredictOptions(batch_size=batch_size))
-
-    def score(images: Mapping[str, Image]) -> ScanScores:
-        wmh = predictor.predict(images).wmh
-        assert wmh is not None  # a 2.5D prediction always has its mask
-        return ScanScores(float(wmh.array.sum()) * wmh.voxel_volume_ml, wmh)
-
-    return score
+    spec = model.spec if isinstance(model, LoadedModel) else read_model_spec(model)
+    if spec.kind != KIND_2_5D:
+        folder = model.folder if isinstance(model, LoadedModel) else Path(model)
+        raise InputError(folder / MODEL_YAML, f"model kind {spec.kind!r} is not {KIND_2_5D!r}",
+                         "score GP-Unet models with predict_scans")
+    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    return SegmentationPredictor(loaded, PredictOptions(batch_size=batch_size))
 
 
 def score_segmentation_scans(
@@ -142,42 +106,21 @@ def score_segmentation_scans(
     ``predicted_volume_ml`` and ``segmentation_ml`` are both the volume of the
     model's mask (:func:`segmentation_scorer`); ``predicted_grade`` is empty.
     The manifest's scans must be prepared as the model's ``prepare`` settings say
-    (they are used as they are, not prepared again).
-
-    Parameters
-    ----------
-    model
-        A loaded 2.5D model or its folder.
-    manifest, scan_ids, splits
-        As in :func:`predict_scans`; the manifest needs a column for each model input.
-    batch_size
-        Slices per forward pass.
-
-    Returns
-    -------
-    pandas.DataFrame
-        :data:`SCAN_COLUMNS`, rows in manifest order.
+    (they are used as they are, not prepared again); it needs a column for each model input.
     """
-    model = _as_segmentation_model(model)
-    return _score_scans(segmentation_scorer(model, batch_size=batch_size), manifest, inputs=model.spec.inputs,
-                        scan_ids=scan_ids, splits=splits)
+    predictor = segmentation_scorer(model, batch_size=batch_size)
+    return score_scans(predictor, manifest, inputs=predictor.model.spec.inputs, scan_ids=scan_ids, splits=splits)
 
 
-def _as_segmentation_model(model: LoadedModel | str | os.PathLike[str]) -> LoadedModel:
-    """The loaded 2.5D model (its kind checked before any weights are read)."""
-    spec = model.spec if isinstance(model, LoadedModel) else read_model_spec(model)
-    if spec.kind != KIND_2_5D:
-        folder = model.folder if isinstance(model, LoadedModel) else Path(model)
-        raise InputError(folder / MODEL_YAML, f"model kind {spec.kind!r} is not {KIND_2_5D!r}",
-                         "score GP-Unet models with predict_scans")
-    return model if isinstance(model, LoadedModel) else load_model(model)
-
-
-def _score_scans(
-    score: Scorer, manifest: str | os.PathLike[str], *, inputs: Sequence[str],
+def score_scans(
+    predictor: Predictor, manifest: str | os.PathLike[str], *, inputs: Sequence[str],
     scan_ids: Sequence[str] | None, splits: dict[str, str] | None,
 ) -> pd.DataFrame:
-    """:data:`SCAN_COLUMNS` rows of ``score`` on the manifest's scans (images ``inputs`` + flair + brain mask)."""
+    """:data:`SCAN_COLUMNS` rows of ``predictor`` on the manifest's scans (images ``inputs`` + flair + brain mask).
+
+    ``predicted_volume_ml`` is the volume a GP-Unet regresses, else that of the mask (voxel count × voxel
+    volume, mL), so that voxel-wise segmenters and volume models are scored alike.
+    """
     table = read_manifest(manifest)
     wanted = None if scan_ids is None else set(scan_ids)
     rows = []
@@ -191,13 +134,14 @@ def _score_scans(
         record = {"scan_id": scan_id, "subject": row["subject"], "session": row.get("session", ""),
                   "scanner": row.get("scanner", ""), "split": (splits or {}).get(scan_id, row.get("split", "")),
                   "volume_ml": _number(row.get("volume_ml", "")), "fazekas": _number(row.get("fazekas", ""))}
-        scores = score(images)
-        segmentation = scores.segmentation
-        if scores.grade is not None:
-            record["predicted_grade"] = scores.grade
+        prediction = predictor.predict(images)
+        segmentation = prediction.wmh
+        if prediction.grade is not None:
+            record["predicted_grade"] = prediction.grade
         if segmentation is not None:
-            record["predicted_volume_ml"] = scores.volume_ml
             record["segmentation_ml"] = float(segmentation.array.sum()) * segmentation.voxel_volume_ml
+            record["predicted_volume_ml"] = (record["segmentation_ml"] if prediction.model_volume_ml is None
+                                             else prediction.model_volume_ml)
         gold_path = table.path(row, "gold")
         if segmentation is not None and gold_path is not None:
             gold = load_mask(gold_path, allowed_labels=(0, 1, 2)).array
@@ -209,6 +153,65 @@ def _score_scans(
         if column not in frame.columns:
             frame[column] = np.nan
     return frame[list(SCAN_COLUMNS)]
+
+
+#: (reference, predicted) columns scored per model ``labels``; every other label kind is scored on volumes.
+SCORED_COLUMNS: dict[str, tuple[str, str]] = {"fazekas": ("fazekas", "predicted_grade")}
+_VOLUME_COLUMNS = ("volume_ml", "predicted_volume_ml")
+
+
+def evaluate_volume_models(models: Mapping[str, Path], manifest: Path, out: Path,
+                           scan_sets: Mapping[str, Sequence[str]]) -> list[Path]:
+    """Predict every (model, scan set); write ``predictions.csv``, ``agreement.*`` and ``confounders.*`` into ``out``.
+
+    Parameters
+    ----------
+    models
+        Display name → model folder written by ``wmhkit train-volume``.
+    manifest
+        Prepared manifest holding the reference columns.
+    out
+        Output folder.
+    scan_sets
+        Set name (e.g. ``test``) → scan IDs.
+
+    Returns
+    -------
+    list of Path
+        The files written. A table with too few scans in a group (ICC needs 3, the OLS 5)
+        is left out with a warning.
+    """
+    frames: list[pd.DataFrame] = []
+    scored: dict[str, tuple[str, str]] = {}
+    for name, folder in models.items():
+        model = load_volume_model(folder)
+        scored[name] = SCORED_COLUMNS.get(model.labels, _VOLUME_COLUMNS)
+        for set_name, scan_ids in scan_sets.items():
+            frame = predict_scans(model, manifest, scan_ids=list(scan_ids))
+            frame.insert(0, "set", set_name)
+            frame.insert(0, "model", name)
+            frames.append(frame)
+    predictions = pd.concat(frames, ignore_index=True)
+    written = [write_csv(predictions, out / "predictions.csv")]
+    for table_name, build in (("agreement", agreement_table), ("confounders", confounder_table)):
+        try:
+            parts = [build(predictions[predictions["model"] == name], reference=reference, predicted=predicted)
+                     for name, (reference, predicted) in scored.items()]
+        except ValueError as exc:  # too few scans in a set for ICC (3) or the OLS (5)
+            log.warning("%s table not written: %s", table_name, exc)
+            continue
+        written.extend(write_tables(pd.concat(parts, ignore_index=True), out, table_name))
+    return written
+
+
+def evaluate_test_split(models: Mapping[str, Path], manifest: Path, splits: Mapping[str, str],
+                        out: Path) -> list[Path]:
+    """:func:`evaluate_volume_models` on the scans a run held out (role ``test`` in ``splits``, scan → role).
+
+    Returns the files written; none when the run has no test scans.
+    """
+    test_ids = [scan for scan, role in splits.items() if role == "test"]
+    return evaluate_volume_models(models, manifest, out, {"test": test_ids}) if test_ids else []
 
 
 def _tissue(row: dict[str, str], flair: Image, brain_mask: Image) -> dict[str, float]:

@@ -5,18 +5,18 @@ All volumes are voxel counts times the voxel volume of the grid's affine, in mL.
 * **Intracranial volume** is estimated by the brain-mask volume (the mask
   ``prepare`` used: given, or computed), and ``wmh_pct_icv = 100 · wmh_ml / icv_ml``.
 * **Ventricles** (:func:`estimate_ventricles`) are the CSF spaces that the outside
-  of the brain does not reach: voxels dark on FLAIR (below ``dark_fraction`` of
+  of the brain does not reach: voxels dark on FLAIR (below :data:`~wmhkit.metrics.volume_eval.DARK_FRACTION` of
   the median brain intensity) or outside the brain mask, grouped into
   26-connected components; components that touch the grid's border (background
   and the sulcal CSF opening onto it) are the outside, and the enclosed ones of
-  at least ``min_component_ml`` are the lateral and third ventricles. The same
+  at least :data:`MIN_VENTRICLE_ML` are the lateral and third ventricles. The same
   rule builds the phantoms' ventricles from the template's CSF
   (:mod:`wmhkit.synth.template`). It needs the brain mask to close over the
   ventricles or to leave them as holes, both of which count as enclosed. When
   the dark CSF joins the ventricles to the outside (thick slices, whose partial
   volumes darken the third ventricle and the cisterns, or a brain mask open at
   the midline), nothing is enclosed: the ventricles are then the dark components
-  of at least ``min_component_ml`` that lie deeper than
+  of at least :data:`MIN_VENTRICLE_ML` that lie deeper than
   :data:`VENTRICLE_MIN_DEPTH_MM` inside the brain mask, where sulcal CSF does not
   reach. When neither finds one, the reason is logged.
 * **Periventricular** WMH voxels lie within ``pv_distance_mm`` (default 10 mm,
@@ -37,14 +37,13 @@ import numpy as np
 from scipy import ndimage
 
 from wmhkit.io.image import Image
+from wmhkit.metrics.volume_eval import DARK_FRACTION
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PV_DISTANCE_MM = 10.0
-#: Voxels darker than this fraction of the median brain FLAIR intensity are CSF candidates.
-DEFAULT_DARK_FRACTION = 0.5
 #: Smallest enclosed CSF component kept as ventricle (mL).
-DEFAULT_MIN_VENTRICLE_ML = 1.0
+MIN_VENTRICLE_ML = 1.0
 #: Depth inside the brain mask (mm) beyond which dark components are ventricles when none is enclosed.
 VENTRICLE_MIN_DEPTH_MM = 10.0
 #: Decimals kept in volumes (mL): 1e-6 mL = 1e-3 mm³, far below a voxel.
@@ -80,13 +79,7 @@ VOLUME_COLUMNS: tuple[str, ...] = (
 )
 
 
-def estimate_ventricles(
-    flair: Image,
-    brain_mask: Image,
-    *,
-    dark_fraction: float = DEFAULT_DARK_FRACTION,
-    min_component_ml: float = DEFAULT_MIN_VENTRICLE_ML,
-) -> Image:
+def estimate_ventricles(flair: Image, brain_mask: Image) -> Image:
     """Ventricle mask from a FLAIR and its brain mask (rule in the module docstring).
 
     Parameters
@@ -95,10 +88,6 @@ def estimate_ventricles(
         FLAIR image (any intensity scale; CSF dark), shape ``(X, Y, Z)``.
     brain_mask
         Brain mask on the same grid.
-    dark_fraction
-        CSF threshold as a fraction of the median FLAIR intensity in the brain.
-    min_component_ml
-        Smallest enclosed dark component kept (mL).
 
     Returns
     -------
@@ -115,36 +104,36 @@ def estimate_ventricles(
     brain = brain_mask.array.astype(bool)
     if not brain.any():
         raise ValueError("the brain mask is empty; cannot look for ventricles")
-    threshold = dark_fraction * float(np.median(flair.array[brain]))
+    threshold = DARK_FRACTION * float(np.median(flair.array[brain]))
     candidate = (flair.array < threshold) | ~brain
     labels, count = ndimage.label(candidate, structure=_FULL_CONNECTIVITY)
     border = np.unique(np.concatenate([
         labels[[0, -1]].ravel(), labels[:, [0, -1]].ravel(), labels[:, :, [0, -1]].ravel()
     ]))
     sizes_ml = np.bincount(labels.ravel(), minlength=count + 1) * flair.voxel_volume_ml
-    enclosed = np.setdiff1d(np.flatnonzero(sizes_ml >= min_component_ml), np.append(border, 0))
+    enclosed = np.setdiff1d(np.flatnonzero(sizes_ml >= MIN_VENTRICLE_ML), np.append(border, 0))
     ventricles = np.isin(labels, enclosed)
     if not ventricles.any():
-        ventricles = _deep_dark_components(flair, brain, threshold, min_component_ml)
+        ventricles = _deep_dark_components(flair, brain, threshold)
         if ventricles.any():
             log.info("ventricles: the dark CSF reaches the outside of the brain (thick slices or an open brain mask);"
                      " taking the dark regions deeper than %g mm inside the brain (%.1f mL)", VENTRICLE_MIN_DEPTH_MM,
                      np.count_nonzero(ventricles) * flair.voxel_volume_ml)
         else:
             log.warning("no ventricles found: no dark region (below %g of the median brain intensity) of at least "
-                        "%g mL is enclosed by the brain or lies deeper than %g mm inside it", dark_fraction,
-                        min_component_ml, VENTRICLE_MIN_DEPTH_MM)
+                        "%g mL is enclosed by the brain or lies deeper than %g mm inside it", DARK_FRACTION,
+                        MIN_VENTRICLE_ML, VENTRICLE_MIN_DEPTH_MM)
     return flair.with_array(ventricles.astype(np.uint8))
 
 
-def _deep_dark_components(flair: Image, brain: np.ndarray, threshold: float, min_component_ml: float) -> np.ndarray:
+def _deep_dark_components(flair: Image, brain: np.ndarray, threshold: float) -> np.ndarray:
     """Dark voxels deeper than :data:`VENTRICLE_MIN_DEPTH_MM` in ``brain``, in components of at least
-    ``min_component_ml`` (boolean mask on the FLAIR grid)."""
+    :data:`MIN_VENTRICLE_ML` (boolean mask on the FLAIR grid)."""
     depth = ndimage.distance_transform_edt(brain, sampling=flair.spacing_mm)
     deep_dark = (flair.array < threshold) & (depth > VENTRICLE_MIN_DEPTH_MM)
     labels, count = ndimage.label(deep_dark, structure=_FULL_CONNECTIVITY)
     sizes_ml = np.bincount(labels.ravel(), minlength=count + 1) * flair.voxel_volume_ml
-    kept = np.flatnonzero(sizes_ml >= min_component_ml)
+    kept = np.flatnonzero(sizes_ml >= MIN_VENTRICLE_ML)
     return np.isin(labels, kept[kept > 0])
 
 

@@ -74,6 +74,7 @@ from wmhkit.io.manifest import (
     validate_manifest,
     write_manifest,
 )
+from wmhkit.io.nifti import NIFTI_SUFFIXES, nifti_stem
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,6 @@ LAYOUT_PATTERNS: dict[str, tuple[str, ...]] = {
     "bids": ("sub-*/anat/*_FLAIR.nii[.gz]", "sub-*/ses-*/anat/*_FLAIR.nii[.gz]"),
     "miccai": ("**/<case>/pre/FLAIR.nii.gz", "**/<case>/orig/FLAIR.nii.gz"),
 }
-_NIFTI_EXTENSIONS = (".nii.gz", ".nii")
 _NATIVE_SPACES = frozenset({"orig", "native", "individual", "flair"})
 _MASK_KEY_IGNORED = frozenset({"sub", "ses", "desc", "label", "space", "res", "den"})
 _GRID_TOLERANCE_MM = 1e-3
@@ -355,7 +355,7 @@ def _miccai_cases(root: Path) -> dict[Path, Path]:
     """``{case folder: FLAIR}``, ``pre/`` preferred over ``orig/``, sorted by case folder."""
     cases: dict[Path, Path] = {}
     for variant in ("orig", "pre"):  # pre last, so it replaces orig
-        for extension in _NIFTI_EXTENSIONS:
+        for extension in NIFTI_SUFFIXES:
             for flair in root.rglob(f"{variant}/FLAIR{extension}"):
                 if not any(part.startswith(".") for part in flair.relative_to(root).parts):
                     cases[flair.parent.parent] = flair
@@ -405,20 +405,17 @@ def _layout_hint(root: Path, layout: str) -> str:
 def _niftis(folder: Path) -> list[Path]:
     """NIfTI files of ``folder`` (not hidden ones such as macOS ``._`` files), sorted."""
     return sorted(
-        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.endswith(_NIFTI_EXTENSIONS)
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.endswith(NIFTI_SUFFIXES)
     )
 
 
 def _nifti_stem(path: Path) -> str:
-    name = path.name
-    for extension in _NIFTI_EXTENSIONS:
-        if name.endswith(extension):
-            return name[: -len(extension)]
-    return name
+    stem = nifti_stem(path)
+    return path.name if stem is None else stem
 
 
 def _first_file(folder: Path, stem: str) -> Path | None:
-    for extension in _NIFTI_EXTENSIONS:
+    for extension in NIFTI_SUFFIXES:
         if (folder / f"{stem}{extension}").is_file():
             return folder / f"{stem}{extension}"
     return None

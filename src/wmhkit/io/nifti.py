@@ -49,6 +49,8 @@ from wmhkit.io.image import Image
 log = logging.getLogger(__name__)
 
 NanPolicy = Literal["zero", "reject"]
+#: File name endings of NIfTI files, longest first.
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
 #: Default cap on the bytes decompressed for one image (header + extensions + voxel data): 2 GiB.
 DEFAULT_MAX_BYTES = 2 * 1024**3
@@ -62,6 +64,11 @@ _DICOM_MAGIC_OFFSET = 128
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEADER_CLASSES = (nib.Nifti1Header, nib.Nifti2Header)
 _NIFTI_PAIR_MAGICS = (b"ni1", b"ni2")
+
+
+def nifti_stem(path: Path) -> str | None:
+    """``path``'s name without its NIfTI ending (``sub-01_FLAIR.nii.gz`` → ``sub-01_FLAIR``); None for another file."""
+    return next((path.name[: -len(suffix)] for suffix in NIFTI_SUFFIXES if path.name.endswith(suffix)), None)
 
 
 def load_image(

@@ -22,7 +22,8 @@ import SimpleITK as sitk
 from wmhkit.errors import GeometryError, InputError, ManifestError, MaskError
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import Manifest, is_path_column, read_manifest
-from wmhkit.io.nifti import load_image, load_mask
+from wmhkit.io.nifti import NIFTI_SUFFIXES, load_image, load_mask, nifti_stem
+from wmhkit.io.sitk import to_sitk
 from wmhkit.metrics.segmentation import (
     METRIC_COLUMNS,
     OTHER_PATHOLOGY_LABEL,
@@ -39,9 +40,6 @@ log = logging.getLogger(__name__)
 ICV_COLUMNS: tuple[str, ...] = ("icv_ml", "wmh_pct_icv")
 #: Gold label values accepted (0 background, 1 WMH, 2 other pathology).
 GOLD_LABELS: tuple[int, ...] = (0, WMH_LABEL, OTHER_PATHOLOGY_LABEL)
-_NIFTI_SUFFIXES = (".nii.gz", ".nii")
-# RAS (NIfTI) ↔ LPS (ITK) world axes.
-_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0])
 
 PathOrImage = str | os.PathLike[str] | Image
 
@@ -116,7 +114,7 @@ def resample_nearest(image: Image, reference: Image) -> Image:
         ``image``'s values (dtype kept) on the reference's grid and affine.
     """
     resampled = sitk.Resample(
-        _to_sitk(image), _to_sitk(reference.with_array(np.zeros(reference.shape, np.uint8))),
+        to_sitk(image.array, image.affine), to_sitk(np.zeros(reference.shape, np.uint8), reference.affine),
         sitk.Transform(), sitk.sitkNearestNeighbor, 0.0,
     )
     return Image(sitk.GetArrayFromImage(resampled).transpose(2, 1, 0).astype(image.array.dtype), reference.affine)
@@ -252,7 +250,7 @@ def _source_files(
                          "pass two files, two folders, or a folder and a manifest column")
     files = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.name.endswith(_NIFTI_SUFFIXES):
+        if path.is_file() and path.name.endswith(NIFTI_SUFFIXES):
             key = _stem(path)
             if key in files:
                 raise InputError(path, f"two {role} files share the name {key!r}", "keep one of them")
@@ -313,22 +311,9 @@ def _icv_metrics(brain_mask: PathOrImage, gold: Image, vol_pred_ml: float) -> di
     return {"icv_ml": icv_ml, "wmh_pct_icv": vol_pred_ml / icv_ml * 100.0}
 
 
-def _to_sitk(image: Image) -> sitk.Image:
-    """An :class:`Image` (RAS affine, array ``(X, Y, Z)``) as a SimpleITK image (LPS)."""
-    linear = _RAS_TO_LPS @ image.affine[:3, :3]
-    spacing = np.linalg.norm(linear, axis=0)
-    itk = sitk.GetImageFromArray(np.ascontiguousarray(image.array.transpose(2, 1, 0)))
-    itk.SetSpacing(spacing.tolist())
-    itk.SetDirection((linear / spacing).ravel().tolist())
-    itk.SetOrigin((_RAS_TO_LPS @ image.affine[:3, 3]).tolist())
-    return itk
-
-
 def _stem(path: Path) -> str:
-    for suffix in _NIFTI_SUFFIXES:
-        if path.name.endswith(suffix):
-            return path.name[: -len(suffix)]
-    return path.stem
+    stem = nifti_stem(path)
+    return path.stem if stem is None else stem
 
 
 def _name(source: PathOrImage) -> str | None:

@@ -4,7 +4,7 @@ A deliberately simple FLAIR tissue model (WMH volume networks may lean on
 atrophy: the confounder analysis asks whether ventricle, CSF and WM volumes
 explain the reference volume beyond the prediction):
 
-* **CSF**: brain-mask voxels darker than ``dark_fraction`` (0.5) of the median
+* **CSF**: brain-mask voxels darker than :data:`DARK_FRACTION` (0.5) of the median
   brain FLAIR intensity (CSF is nulled on FLAIR), the rule of
   :func:`wmhkit.infer.volumes.estimate_ventricles`;
 * **ventricles**: the given ventricle mask (e.g. from ``estimate_ventricles``);
@@ -25,20 +25,17 @@ from wmhkit.preprocess.brain_mask import otsu_threshold
 
 #: Manifest/table columns of the tissue volumes (mL).
 TISSUE_COLUMNS: tuple[str, ...] = ("vent_ml", "csf_ml", "wm_ml")
-DEFAULT_DARK_FRACTION = 0.5
+#: Brain voxels darker than this fraction of the median brain FLAIR intensity are CSF.
+DARK_FRACTION = 0.5
 
 
-def tissue_volumes(
-    flair: Image, brain_mask: Image, ventricles: Image, *, dark_fraction: float = DEFAULT_DARK_FRACTION
-) -> dict[str, float]:
+def tissue_volumes(flair: Image, brain_mask: Image, ventricles: Image) -> dict[str, float]:
     """Ventricle, CSF and white-matter volumes (mL) of one scan (rule in the module docstring).
 
     Parameters
     ----------
     flair, brain_mask, ventricles
         FLAIR, brain mask and ventricle mask on one grid ``(X, Y, Z)``.
-    dark_fraction
-        CSF threshold as a fraction of the median brain intensity.
 
     Returns
     -------
@@ -64,7 +61,7 @@ def tissue_volumes(
     if not brain.any():
         raise ValueError("the brain mask is empty; no tissue to measure")
     intensities = np.asarray(flair.array, dtype=np.float32)
-    csf = brain & (intensities < dark_fraction * float(np.median(intensities[brain])))
+    csf = brain & (intensities < DARK_FRACTION * float(np.median(intensities[brain])))
     tissue = brain & ~csf
     wm = np.zeros_like(brain)
     if tissue.any() and np.ptp(intensities[tissue]) > 0:

@@ -80,15 +80,8 @@ KIND_VOLUME = "volume"
 
 @dataclass(frozen=True)
 class ModelKind:
-    """A registered model kind.
-
-    Attributes
-    ----------
-    networks
-        Network names (:data:`wmhkit.models.networks.NETWORKS`) a folder of this kind may name.
-    per_plane
-        True: one network per plane, ``weights/<plane>.pt``; False: one, ``weights/model.pt``.
-    """
+    """A registered model kind: the ``networks`` (names in :data:`wmhkit.models.networks.NETWORKS`) a folder of
+    this kind may name, and whether it holds one ``per_plane`` (``weights/<plane>.pt``) or one (``weights/model.pt``)."""
 
     networks: tuple[str, ...]
     per_plane: bool
@@ -111,29 +104,8 @@ THICK_SLICE_RULES: tuple[str, ...] = ("all", "acquired")
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """The validated content of ``model.yaml``.
-
-    Attributes
-    ----------
-    kind
-        One of :data:`KINDS`.
-    network
-        ``{"name": ..., **kwargs}`` for the network builder.
-    inputs
-        Prepared images stacked as channels (``"flair"``, ``"t1"``).
-    planes
-        Planes of a 2.5D model (empty for other kinds).
-    fusion
-        Default fusion rule (see :mod:`wmhkit.nn.plane_fusion`).
-    threshold
-        Default threshold of the fused probability, in (0, 1].
-    prepare
-        Prepare-stage settings used in training.
-    record
-        The whole parsed ``model.yaml``.
-    thick_slice_planes
-        One of :data:`THICK_SLICE_RULES` (see the module docstring).
-    """
+    """The validated content of ``model.yaml``: its keys (see the module docstring; ``planes`` empty for
+    kinds other than 2.5D, ``threshold`` in (0, 1]) and ``record``, the whole parsed file."""
 
     kind: str
     network: dict[str, Any]
@@ -171,23 +143,9 @@ class ModelSpec:
 
 @dataclass(frozen=True, eq=False)
 class LoadedModel:
-    """A model folder with its networks built, weights loaded, in eval mode on ``device``.
-
-    Attributes
-    ----------
-    folder
-        The model folder.
-    spec
-        Its ``model.yaml``.
-    networks
-        Weights name (plane, or ``"model"``) → network.
-    size_multiple
-        Input height/width of the networks must be multiples of this.
-    model_hash
-        See :func:`model_hash`.
-    device
-        Where the networks live.
-    """
+    """A model ``folder`` and its ``spec``, with its ``networks`` (weights name: plane, or ``"model"`` → network)
+    built, weights loaded, in eval mode on ``device``; the networks' input height and width must be multiples of
+    ``size_multiple``; ``model_hash``: :func:`model_hash`."""
 
     folder: Path
     spec: ModelSpec

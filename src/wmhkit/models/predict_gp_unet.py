@@ -23,11 +23,8 @@ probability map is returned in place of an attention map.
 Severity models (``labels: fazekas``) predict a grade, not a volume:
 :func:`predict_severity`.
 
-:func:`predict_gp_unet` is the one entry point for every GP-Unet kind: a
-:class:`GpUnetPrediction` with the volume and segmentation of a volume model or the
-twin, and the grade (with its attention map, but no segmentation: a grade has no
-volume to match) of a Fazekas model. :class:`wmhkit.models.predictors.GpUnetPredictor` turns it
-into the maps ``wmhkit predict`` writes.
+:func:`predict_gp_unet` is the one entry point for every GP-Unet kind;
+:class:`wmhkit.models.predictors.GpUnetPredictor` turns it into the maps ``wmhkit predict`` writes.
 """
 
 from __future__ import annotations
@@ -215,14 +212,8 @@ def volume_matched_segmentation(attention: Image, brain_mask: Image, volume_ml: 
 def predict_volume(
     model: VolumeModel | str | os.PathLike[str], prepared_flair: Image, brain_mask: Image
 ) -> tuple[float, Image, Image]:
-    """Volume (mL), attention map and segmentation of one prepared scan (see the module docstring).
-
-    Parameters
-    ----------
-    model
-        A :class:`VolumeModel` or a model folder.
-    prepared_flair, brain_mask
-        The scan as ``wmhkit prepare`` wrote it (same grid).
+    """Volume (mL), attention map and segmentation of one prepared scan (see the module docstring;
+    arguments as in :func:`predict_gp_unet`).
 
     Returns
     -------
@@ -355,7 +346,6 @@ def predict_gp_unet(
         return GpUnetPrediction(model.labels, severity.attention, grade=severity.grade,
                                 expected_grade=severity.expected_grade, probabilities=severity.probabilities)
     volume_ml, voxel_map, segmentation = predict_volume(model, prepared_flair, brain_mask)
-    voxel_map = voxel_map.with_array(voxel_map.array.astype(np.float32))
     if model.labels != "volume_bins":
         return GpUnetPrediction(model.labels, voxel_map, volume_ml, segmentation)
     severity = predict_severity(model, prepared_flair, brain_mask)

@@ -86,15 +86,8 @@ class Predictor(Protocol):
 
 @dataclass(frozen=True, eq=False)
 class SegmentationPredictor:
-    """A loaded 2.5D model and how to run it (:class:`Predictor`).
-
-    Attributes
-    ----------
-    model
-        The plane networks (from a model folder, or freshly trained ones).
-    options
-        Fusion rule and threshold (None: the model's), batch size and precision.
-    """
+    """A loaded 2.5D ``model`` (plane networks from a model folder, or freshly trained ones) and the
+    ``options`` it runs with (:class:`Predictor`)."""
 
     model: LoadedModel
     options: PredictOptions = field(default_factory=PredictOptions)
@@ -199,7 +192,7 @@ class GpUnetPredictor:
         (written beside the mask, or alone for a Fazekas model, which has no mask), for the
         strong twin a probability map."""
         result = predict_gp_unet(self.model, prepared["flair"], prepared["brain_mask"])
-        voxel_map = result.voxel_map.with_array(result.voxel_map.array.astype(np.float32))
+        voxel_map = result.voxel_map  # float32
         if result.segmentation is None:
             return ScanPrediction(None, None, voxel_map, grade=result.grade)
         wmh = result.segmentation.with_array((result.segmentation.array > 0).astype(np.uint8))

@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from wmhkit.io.image import Image
+from wmhkit.io.sitk import to_sitk
 from wmhkit.itk_threads import itk_threads
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def otsu_head_mask(flair: Image) -> np.ndarray:
 
     Only used to keep air out of the N4 fit; not a brain mask.
     """
-    image = _to_sitk(flair.array, flair.spacing_mm)
+    image = to_sitk(flair.array, _spacing_only(flair), lps=False)
     # Otsu labels voxels above the threshold with the "outside" value, hence (0, 1).
     mask = sitk.OtsuThreshold(image, 0, 1, 128)
     return np.ascontiguousarray(sitk.GetArrayFromImage(mask).T.astype(np.uint8))
@@ -115,8 +116,8 @@ def n4_bias_correct(flair: Image, *, mask: np.ndarray | None = None, settings: N
         log.warning("N4 skipped: a single slice (%s voxels) gives the bias field no extent across slices",
                     "×".join(map(str, flair.shape)))
         return Image(intensities, flair.affine)
-    image = _to_sitk(intensities, flair.spacing_mm)
-    mask_image = _to_sitk(fit_mask, flair.spacing_mm)
+    image = to_sitk(intensities, _spacing_only(flair), lps=False)
+    mask_image = to_sitk(fit_mask, _spacing_only(flair), lps=False)
     factors = shrink_factors(flair.spacing_mm, flair.shape, settings.shrink_factor)
     small_image = sitk.Shrink(image, factors)
     small_mask = sitk.Shrink(mask_image, factors)
@@ -135,12 +136,7 @@ def n4_bias_correct(flair: Image, *, mask: np.ndarray | None = None, settings: N
     return Image(np.ascontiguousarray(corrected), flair.affine)
 
 
-def _to_sitk(array: np.ndarray, spacing_mm: tuple[float, float, float]) -> sitk.Image:
-    """Array ``(X, Y, Z)`` → SimpleITK image of size ``(X, Y, Z)`` with the voxel spacing.
-
-    Direction and origin are left at identity/zero: the bias field is a smooth
-    function of the voxel grid, and only the physical voxel size shapes it.
-    """
-    image = sitk.GetImageFromArray(np.ascontiguousarray(np.asarray(array).T))
-    image.SetSpacing([float(s) for s in spacing_mm])
-    return image
+def _spacing_only(flair: Image) -> np.ndarray:
+    """The affine N4 sees: ``flair``'s voxel spacing, identity direction, zero origin (the bias field
+    is a smooth function of the voxel grid, and only the physical voxel size shapes it)."""
+    return np.diag([*flair.spacing_mm, 1.0])

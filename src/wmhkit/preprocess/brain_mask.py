@@ -38,6 +38,7 @@ from scipy import ndimage
 from wmhkit.errors import MaskError
 from wmhkit.io.image import Image
 from wmhkit.io.mni import mni_template_dir
+from wmhkit.io.sitk import mattes_registration, to_sitk
 from wmhkit.itk_threads import itk_threads
 
 log = logging.getLogger(__name__)
@@ -269,14 +270,6 @@ def _synthetic_head(template: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return image, brain | (outside_distance <= SYNTHETIC_SKULL_MM + SYNTHETIC_SCALP_MM)
 
 
-def _to_sitk(array: np.ndarray, affine: np.ndarray) -> sitk.Image:
-    """Axis-aligned array (X, Y, Z) with a diagonal affine as a SimpleITK image (world = RAS mm)."""
-    image = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose(2, 1, 0)))
-    image.SetSpacing([float(s) for s in np.diag(affine)[:3]])
-    image.SetOrigin([float(o) for o in affine[:3, 3]])
-    return image
-
-
 def _top_centre(mask: np.ndarray, affine: np.ndarray, depth_mm: float) -> np.ndarray:
     """World point at the top of ``mask``: x/y centroid of its upper ``depth_mm``, z of its highest voxel."""
     z_present = np.flatnonzero(mask.any(axis=(0, 1)))
@@ -293,14 +286,14 @@ def _warped_prior(target: np.ndarray, head: np.ndarray, grid) -> np.ndarray:
     synthetic, synthetic_head = _synthetic_head(template)
     grid_affine, _ = grid
     scale = np.percentile(target[head], 99.0)
-    fixed = _to_sitk(np.clip(target / scale, 0, 1.5), grid_affine)
-    moving = _to_sitk(synthetic, template_affine)
+    fixed = to_sitk(np.clip(target / scale, 0, 1.5), grid_affine, lps=False)
+    moving = to_sitk(synthetic, template_affine, lps=False)
 
     offset = _top_centre(synthetic_head, template_affine, 100.0) - _top_centre(head, grid_affine, 100.0)
     transform = sitk.Similarity3DTransform()
     transform.SetCenter([float(c) for c in _top_centre(head, grid_affine, 100.0) - [0, 0, 80.0]])
     transform.SetTranslation([float(o) for o in offset])
-    moving_mask = _to_sitk(synthetic_head.astype(np.uint8), template_affine)
+    moving_mask = to_sitk(synthetic_head.astype(np.uint8), template_affine, lps=False)
     transform = _register(fixed, moving, moving_mask, transform, shrink=(4, 2), smooth_mm=(4.0, 2.0))
     affine = sitk.AffineTransform(3)
     affine.SetMatrix(transform.GetMatrix())
@@ -309,25 +302,15 @@ def _warped_prior(target: np.ndarray, head: np.ndarray, grid) -> np.ndarray:
     affine = _register(fixed, moving, moving_mask, affine, shrink=(2, 1), smooth_mm=(2.0, 0.0))
 
     prior = (template > TEMPLATE_BRAIN_THRESHOLD).astype(np.float32)
-    warped = sitk.Resample(_to_sitk(prior, template_affine), fixed, affine, sitk.sitkLinear, 0.0)
+    warped = sitk.Resample(to_sitk(prior, template_affine, lps=False), fixed, affine, sitk.sitkLinear, 0.0)
     return sitk.GetArrayFromImage(warped).transpose(2, 1, 0)
 
 
 def _register(fixed: sitk.Image, moving: sitk.Image, moving_mask: sitk.Image, transform, *, shrink, smooth_mm):
     """Mattes-MI registration with regular (repeatable) sampling; returns the optimised transform."""
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
-    method.SetMetricSamplingStrategy(method.REGULAR)
-    method.SetMetricSamplingPercentage(0.1, seed=1)
+    method = mattes_registration(random=False, fraction=0.1, seed=1, learning_rate=1.0, iterations=60,
+                                 relaxation=0.6, shrink=list(shrink), smoothing_mm=list(smooth_mm))
     method.SetMetricMovingMask(moving_mask)
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=1.0, minStep=1e-3, numberOfIterations=60, relaxationFactor=0.6
-    )
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetShrinkFactorsPerLevel(list(shrink))
-    method.SetSmoothingSigmasPerLevel(list(smooth_mm))
-    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     method.SetInitialTransform(transform, inPlace=True)
     # Multi-threaded metric and scale estimation add floating-point terms in a varying order,
     # so repeated runs differ; the method's own thread setting does not reach its internal

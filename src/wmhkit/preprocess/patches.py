@@ -124,7 +124,6 @@ def keep_lesion_patches(
     origins: np.ndarray,
     *,
     min_lesion_voxels: int = 1,
-    lesion_label: int = LESION_LABEL,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Keep the patches whose label patch has at least ``min_lesion_voxels`` lesion voxels.
 
@@ -136,9 +135,8 @@ def keep_lesion_patches(
     origins
         Shape ``(N, 3)``.
     min_lesion_voxels
-        Voxels equal to ``lesion_label`` a patch needs to be kept.
-    lesion_label
-        The lesion value (other labels, e.g. 2 = other pathology, do not count).
+        Voxels equal to :data:`LESION_LABEL` a patch needs to be kept (other labels, e.g. 2 = other
+        pathology, do not count).
 
     Returns
     -------
@@ -150,7 +148,7 @@ def keep_lesion_patches(
             f"patches ({patches.shape[0]}), labels ({label_patches.shape[0]}) and origins "
             f"({origins.shape[0]}) must have the same count"
         )
-    counts = (label_patches == lesion_label).reshape(label_patches.shape[0], -1).sum(axis=1)
+    counts = (label_patches == LESION_LABEL).reshape(label_patches.shape[0], -1).sum(axis=1)
     keep = counts >= min_lesion_voxels
     return patches[keep], label_patches[keep], origins[keep]
 

@@ -55,10 +55,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from wmhkit.cohort.failures import ScanFailure
 from wmhkit.cohort.records import expected_record
 from wmhkit.cohort.runner import ComputeOptions, TaskOutcome
-from wmhkit.cohort.stage import ComputeArguments, ScanStage, StageScan, run_stage
+from wmhkit.cohort.stage import ComputeArguments, ScanStage, StageResult, StageScan, run_stage
 from wmhkit.errors import ManifestError, MaskError, OutputError
 from wmhkit.io.atomic import resolve_output
 from wmhkit.io.image import Image, check_same_grid
@@ -214,15 +213,6 @@ class PreparedScan:
     anisotropic: bool
 
 
-@dataclass(frozen=True)
-class PrepareResult:
-    """Outcome of :func:`prepare_manifest`: the new manifest, the prepared scans and the failures."""
-
-    manifest: Path
-    prepared: dict[str, PreparedScan]
-    failures: list[ScanFailure]
-
-
 def prepare_scan(
     flair: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -359,7 +349,7 @@ def prepare_manifest(
     *,
     options: PrepareOptions = PrepareOptions(),
     **compute: Unpack[ComputeArguments],
-) -> PrepareResult:
+) -> StageResult[PreparedScan]:
     """Prepare every scan of ``manifest`` into ``out_dir`` and write ``out_dir/manifest.tsv``.
 
     The new manifest keeps every original column and row order (failed scans left
@@ -372,17 +362,13 @@ def prepare_manifest(
     cell, ``options.dataset_normalisation[dataset]``, ``minmax`` when its
     ``fat_suppressed`` cell is true, else ``options.normalisation``.
 
-    Scans run through :func:`wmhkit.cohort.stage.run_stage`, where ``compute`` says
-    (:class:`~wmhkit.cohort.stage.ComputeArguments`: in-process, or on Dask workers);
-    the outputs are the same. A scan whose completion record
-    (``out_dir/records/prepare/<scan_id>.json``) matches its inputs, settings and
-    versions, with intact outputs, is not recomputed. ``out_dir`` is locked for the
-    duration of the run.
+    Scans run through :func:`wmhkit.cohort.stage.run_stage` (lock, completion records, reruns), where
+    ``compute`` says (:class:`~wmhkit.cohort.stage.ComputeArguments`); the outputs are the same.
 
     Returns
     -------
-    PrepareResult
-        With one :class:`ScanFailure` per scan that failed (also in ``out_dir/failures.tsv``).
+    StageResult
+        The new manifest, scan → :class:`PreparedScan`, and one :class:`ScanFailure` per scan that failed (also in ``out_dir/failures.tsv``).
 
     Raises
     ------
@@ -416,7 +402,7 @@ def prepare_manifest(
     (manifest_path, prepared), failures = run_stage(PrepareStage(), scans, out_dir, compute_options,
                                                     write_prepared_manifest)
     log.info("prepared %d of %d scans into %s", len(prepared), len(table), out_dir)
-    return PrepareResult(manifest_path, prepared, failures)
+    return StageResult(manifest_path, prepared, failures)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from wmhkit.io.image import Image
+from wmhkit.io.sitk import to_sitk
 
 #: Spacings (mm) closer than this count as equal: no resampling to the working grid.
 SPACING_ATOL_MM = 1e-3
@@ -155,14 +156,15 @@ def resample_to_grid(image: Image, shape: Sequence[int], affine: np.ndarray, *, 
     shape = tuple(int(s) for s in shape)
     target_affine = np.asarray(affine, dtype=np.float64)
     array = image.array.astype(np.uint8) if image.array.dtype == bool else image.array
-    source = _to_sitk(array if labels else array.astype(np.float32), image.affine)
+    # World coordinates stay RAS: every image of one resampling shares the frame, so the map is the same.
+    source = to_sitk(array if labels else array.astype(np.float32), image.affine, lps=False)
     if not labels:
         source_spacing = np.asarray(image.spacing_mm)
         target_spacing = np.linalg.norm(target_affine[:3, :3], axis=0)
         sigma_mm = np.clip((target_spacing - source_spacing) / 2.0, 0.0, None)
         if np.any(sigma_mm > 0):
             source = sitk.DiscreteGaussian(source, (sigma_mm ** 2).tolist(), 64, 0.01, True)
-    reference = _to_sitk(np.zeros(shape, dtype=np.uint8), target_affine)
+    reference = to_sitk(np.zeros(shape, dtype=np.uint8), target_affine, lps=False)
     interpolator = sitk.sitkNearestNeighbor if labels else sitk.sitkLinear
     resampled = sitk.Resample(source, reference, sitk.Transform(), interpolator, 0.0,
                               source.GetPixelID())
@@ -170,12 +172,3 @@ def resample_to_grid(image: Image, shape: Sequence[int], affine: np.ndarray, *, 
     return Image(np.ascontiguousarray(array.astype(image.array.dtype if labels else np.float32)), target_affine)
 
 
-def _to_sitk(array: np.ndarray, affine: np.ndarray) -> sitk.Image:
-    """``array`` (``(X, Y, Z)``) on ``affine`` as a SimpleITK image. World coordinates stay
-    RAS (not ITK's LPS): every image of one resampling shares the frame, so the map is the same."""
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    itk = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose(2, 1, 0)))
-    itk.SetSpacing(spacing.tolist())
-    itk.SetDirection((affine[:3, :3] / spacing).ravel().tolist())
-    itk.SetOrigin(affine[:3, 3].tolist())
-    return itk

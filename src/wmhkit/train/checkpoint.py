@@ -118,7 +118,6 @@ def load_checkpoint(
     *,
     model: torch.nn.Module | None = None,
     config_digest: str | None = None,
-    map_location: str | torch.device = "cpu",
 ) -> dict[str, Any]:
     """Read a checkpoint safely (``weights_only=True``) and check its identity.
 
@@ -139,7 +138,7 @@ def load_checkpoint(
     if not path.is_file():
         raise CheckpointError(path, "checkpoint does not exist", "check the run folder or start without --resume")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
         raise CheckpointError(
             path, f"checkpoint cannot be loaded safely ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",

@@ -203,7 +203,7 @@ def load_config(path: str | os.PathLike[str]) -> TrainConfig:
     Raises
     ------
     ConfigError
-        For unreadable YAML and for any invalid key (named in the message).
+        For a missing or unreadable file and for any invalid key (named in the message).
     """
     path = Path(path)
     return parse_config(read_config_yaml(path, "m3sl, m3sl-cpu"), source=path)

@@ -18,7 +18,10 @@ method's mask is a separate example of the same FLAIR).
 All randomness (epoch order, augmentation) comes from the generator the caller
 passes, derived from ``(seed, epoch, ...)``: MONAI's random transforms keep
 their own internal state, which a resumed run would have to checkpoint, so the
-few augmentations used are written here on a given generator instead.
+few augmentations used are written here on a given generator instead. The GP-Unet's boxes
+(:mod:`wmhkit.models.box`) are augmented by :func:`augment_box`: a random translation of up to
+``translation`` × each box size, a rotation about the slice axis of up to ``rotation_deg`` and a
+left-right flip, in one trilinear resampling (zero outside).
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from wmhkit.errors import InputError
 from wmhkit.io.manifest import Manifest
@@ -39,6 +44,9 @@ from wmhkit.preprocess.patches import (
     LESION_LABEL, extract_patches, keep_lesion_patches, pad_to_shape, slices_along,
 )
 from wmhkit.train.config import AugmentationConfig, DataConfig, StageConfig
+
+if TYPE_CHECKING:
+    from wmhkit.train.volume_config import Augmentation
 
 log = logging.getLogger(__name__)
 
@@ -282,3 +290,43 @@ def to_tensors(images: np.ndarray, labels: np.ndarray, device: torch.device) -> 
     image_tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))[:, None].to(device)
     label_tensor = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64))[:, None].to(device)
     return image_tensor, label_tensor
+
+
+def augment_box(
+    flair: np.ndarray, target: np.ndarray | None, rng: np.random.Generator, settings: Augmentation
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Randomly shift, rotate and flip a box image (and its voxel target alike).
+
+    Parameters
+    ----------
+    flair
+        Box image ``(X, Y, Z)``.
+    target
+        Voxel target of the same shape (soft lesion fraction), or None.
+    rng
+        Source of every random number (drawn in a fixed order: flip, angle, shift).
+    settings
+        Ranges.
+
+    Returns
+    -------
+    tuple
+        The augmented image and target (float32), zero where the moved image leaves the box.
+    """
+    shape = np.asarray(flair.shape, dtype=np.float64)
+    flip = bool(rng.random() < 0.5) and settings.flip
+    angle = np.deg2rad(rng.uniform(-settings.rotation_deg, settings.rotation_deg))
+    shift = rng.uniform(-settings.translation, settings.translation, size=3) * shape
+    # output voxel o samples input voxel R (o - c) + c - shift, optionally mirrored along x
+    rotation = np.eye(3)
+    rotation[:2, :2] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+    if flip:
+        rotation = rotation @ np.diag([-1.0, 1.0, 1.0])
+    centre = (shape - 1) / 2.0
+    offset = centre - rotation @ centre - shift
+
+    def move(array: np.ndarray) -> np.ndarray:
+        return ndimage.affine_transform(array.astype(np.float32), rotation, offset=offset, order=1,
+                                        mode="constant", cval=0.0).astype(np.float32)
+
+    return move(flair), None if target is None else move(target)

@@ -1,13 +1,4 @@
-"""Export trained networks as a model folder (written by :func:`wmhkit.models.folder.write_model_folder`).
-
-Both trainers export through :func:`write_trained_model`, which adds the
-``wmhkit_version`` and ``trained_on`` entries to ``model.yaml``; the writer adds the
-software versions and the model hash (the one ``predict`` puts in its completion
-records and sidecars) to ``provenance.json``. A 2.5D segmenter's ``model.yaml``
-(:func:`export_model_folder`) holds ``kind``, ``network``, ``planes``, ``fusion``,
-``threshold``, ``prepare`` and the input geometry; its weights are one
-``weights/<plane>.pt`` per plane.
-"""
+"""Export trained networks as a model folder: both trainers write through :func:`write_trained_model`."""
 
 from __future__ import annotations
 
@@ -23,7 +14,7 @@ import torch
 import wmhkit
 from wmhkit.io.manifest import Manifest
 from wmhkit.io.provenance import sidecar_path
-from wmhkit.models.folder import KIND_2_5D, write_model_folder
+from wmhkit.models.folder import write_model_folder
 from wmhkit.train.config_reader import plain
 
 log = logging.getLogger(__name__)
@@ -46,49 +37,6 @@ def prepare_parameters(manifest: Manifest) -> dict[str, Any] | None:
     return None
 
 
-def export_model_folder(
-    out_dir: str | os.PathLike[str],
-    *,
-    network: Mapping[str, Any],
-    plane_weights: Mapping[str, Mapping[str, torch.Tensor]],
-    fusion: str,
-    threshold: float,
-    prepare: Mapping[str, Any] | None,
-    input_geometry: Mapping[str, Any],
-    trained_on: str,
-    provenance: Mapping[str, Any],
-) -> Path:
-    """Write a 2.5D segmentation model folder and return it.
-
-    Parameters
-    ----------
-    network
-        ``{"name": "vgg16_unet", **constructor kwargs}``.
-    plane_weights
-        ``{plane: state_dict}``, one per trained plane (order kept in ``planes``).
-    fusion, threshold
-        How ``predict`` fuses the plane probability maps and binarises them.
-    prepare
-        The prepare options the training scans were prepared with (None when unknown).
-    input_geometry
-        ``patch_size``, ``pad_shape`` and the in-plane size multiple of inputs.
-    trained_on
-        Short description of the training data.
-    provenance
-        Config, config hash, data, seed, device, per-stage metrics (versions are added).
-    """
-    description = {
-        "kind": KIND_2_5D,
-        "network": dict(network),
-        "planes": list(plane_weights),
-        "fusion": fusion,
-        "threshold": float(threshold),
-        "prepare": None if prepare is None else dict(prepare),
-        "input": dict(input_geometry),
-    }
-    return write_trained_model(out_dir, description, plane_weights, trained_on=trained_on, provenance=provenance)
-
-
 def write_trained_model(
     out_dir: str | os.PathLike[str],
     record: Mapping[str, Any],
@@ -97,19 +45,12 @@ def write_trained_model(
     trained_on: str,
     provenance: Mapping[str, Any],
 ) -> Path:
-    """Write a trained model's folder and return it.
+    """Write a trained model's folder (:func:`wmhkit.models.folder.write_model_folder`) and return it.
 
-    Parameters
-    ----------
-    record
-        The ``model.yaml`` entries of the model's kind; ``wmhkit_version`` and
-        ``trained_on`` are appended.
-    weights
-        Weights name (plane, or ``"model"``) → ``state_dict``.
-    trained_on
-        Short description of the training data.
-    provenance
-        Config, config hash, data, seed, device, metrics (versions and model hash are added).
+    ``record``: the ``model.yaml`` entries of the model's kind, to which ``wmhkit_version`` and ``trained_on``
+    (a short description of the training data) are appended; ``weights``: weights name (plane, or ``"model"``)
+    → ``state_dict``; ``provenance``: config, config hash, data, seed, device, metrics (the writer adds the
+    software versions and the model hash, the one ``predict`` puts in its records and sidecars).
     """
     description = plain({**record, "wmhkit_version": wmhkit.__version__, "trained_on": trained_on})
     write_model_folder(out_dir, description, weights, plain(dict(provenance)))

@@ -15,27 +15,18 @@ import numpy as np
 import torch
 
 
-def seed_everything(seed: int, *, deterministic: bool = True) -> None:
-    """Seed Python, NumPy's legacy global RNG and torch; optionally force deterministic kernels.
-
-    Parameters
-    ----------
-    seed
-        Non-negative integer seed.
-    deterministic
-        Use only deterministic torch algorithms (bit-identical CPU results run to run;
-        on CUDA also sets ``CUBLAS_WORKSPACE_CONFIG`` requirements — see PyTorch's
-        reproducibility notes — and disables cuDNN benchmarking).
-    """
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy's legacy global RNG and torch with ``seed`` (≥ 0), and use only deterministic torch
+    algorithms (bit-identical CPU results run to run; on CUDA see PyTorch's reproducibility notes for
+    ``CUBLAS_WORKSPACE_CONFIG``; cuDNN benchmarking off)."""
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
 
 
 def epoch_generator(seed: int, epoch: int, *stream: int) -> np.random.Generator:

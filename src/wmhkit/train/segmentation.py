@@ -7,9 +7,7 @@ manifest into a run folder::
     RUN/config.yaml              the resolved config
     RUN/splits.tsv               stage, fold, scan, role (train / val / test)
     RUN/stages/<stage>/<plane>[/fold<k>]/
-        last.pt, last.prev.pt    resume checkpoints (model, optimizer, scheduler, epoch, RNG, history)
-        best.pt                  best validation IoU of this unit
-        history.csv              one row per epoch
+        last.pt, best.pt, ...    the training loop's folder (:mod:`wmhkit.train.loop`; best: validation IoU)
         done.json                written when the unit has finished
     RUN/cv_metrics.tsv           gold test-fold metrics of the fused 2.5D prediction
     RUN/model/                   the model folder (see :mod:`wmhkit.train.export`)
@@ -18,9 +16,7 @@ Each plane (axial, sagittal, coronal) is an independent chain of units; a unit
 is one stage of one plane (one fold of it for a cross-validated gold stage) and
 starts from the previous stage's best weights. Every random draw of an epoch
 comes from :func:`~wmhkit.train.reproducibility.epoch_generator` seeded by
-``(seed, epoch, stage, plane, fold)``, so a run killed at any point and resumed
-with ``resume=True`` ends with the same weights and history as an uninterrupted
-run (on the same device and library versions).
+``(seed, epoch, stage, plane, fold)``, so ``resume=True`` continues exactly (:mod:`wmhkit.train.loop`).
 """
 
 from __future__ import annotations
@@ -48,6 +44,7 @@ from wmhkit.io.manifest import Manifest, read_manifest
 from wmhkit.io.nifti import load_image, load_mask
 from wmhkit.io.provenance import sha256_file
 from wmhkit.metrics.segmentation import METRIC_COLUMNS, segmentation_metrics, wmh_from_gold
+from wmhkit.models.folder import KIND_2_5D
 from wmhkit.models.networks import build_network
 from wmhkit.models.predictors import SegmentationPredictor
 from wmhkit.nn.imagenet import load_imagenet_encoder
@@ -67,7 +64,7 @@ from wmhkit.train.data import (
     to_tensors,
 )
 from wmhkit.train.distributed import DistContext
-from wmhkit.train.export import export_model_folder, prepare_parameters
+from wmhkit.train.export import prepare_parameters, write_trained_model
 from wmhkit.train.loop import Batches, LoopSettings, Progress, train_epochs
 from wmhkit.train.reproducibility import epoch_generator, seed_everything
 from wmhkit.train.run_folder import run_identity, start_run_folder
@@ -488,7 +485,9 @@ def evaluate_test_folds(plan: RunPlan, out_dir: Path, *, device: torch.device = 
 def export_run_model(plan: RunPlan, out_dir: Path, units: Mapping[str, UnitResult], *,
                      device: torch.device = torch.device("cpu")) -> Path:
     """Write ``RUN/model``: per plane the last stage's best weights (for a cross-validated
-    stage, the fold with the best validation IoU)."""
+    stage, the fold with the best validation IoU) as ``weights/<plane>.pt``; ``model.yaml`` holds ``kind``,
+    ``network``, ``planes``, ``fusion``, ``threshold``, ``prepare`` and the input geometry (``patch_size``,
+    ``pad_shape`` and the in-plane size multiple of inputs)."""
     config = plan.config
     last = config.stages[-1]
     weights, chosen = {}, {}
@@ -503,13 +502,18 @@ def export_run_model(plan: RunPlan, out_dir: Path, units: Mapping[str, UnitResul
         "device": str(device), "weights_from": chosen,
         "best_val_iou": {key: unit.best_iou for key, unit in sorted(units.items())},
     }
-    network = {"name": "vgg16_unet", "in_channels": 1, "out_channels": 1, "width": config.network.width,
-               "decoder_batch_norm": config.network.decoder_batch_norm}
-    return export_model_folder(
-        out_dir / MODEL_DIR, network=network, plane_weights=weights, fusion=config.fusion,
-        threshold=config.threshold, prepare=prepare_parameters(plan.manifest),
-        input_geometry={"patch_size": config.data.patch_size, "pad_shape": list(config.data.pad_shape),
-                        "size_multiple": DOWNSAMPLING},
+    prepare = prepare_parameters(plan.manifest)
+    record = {
+        "kind": KIND_2_5D,
+        "network": {"name": "vgg16_unet", "in_channels": 1, "out_channels": 1, "width": config.network.width,
+                    "decoder_batch_norm": config.network.decoder_batch_norm},
+        "planes": list(weights), "fusion": config.fusion, "threshold": float(config.threshold),
+        "prepare": None if prepare is None else dict(prepare),
+        "input": {"patch_size": config.data.patch_size, "pad_shape": list(config.data.pad_shape),
+                  "size_multiple": DOWNSAMPLING},
+    }
+    return write_trained_model(
+        out_dir / MODEL_DIR, record, weights,
         trained_on=f"{config.name}: {len(plan.manifest)} scans of {Path(plan.manifest.source or 'manifest').name} "
                    "(its SHA-256 in provenance.json), stages "
                    + " → ".join(f"{s.name} ({s.labels})" for s in config.stages),

@@ -9,9 +9,7 @@ column), puts every scan into the fixed input box once
     RUN/run.json                  run identity (config, manifest sha256, device type; :mod:`wmhkit.train.run_folder`)
     RUN/config.yaml               the resolved config
     RUN/splits.tsv                scan → train / val / test
-    RUN/seed-<s>/last.pt          checkpoint after every epoch (+ last.prev.pt)
-    RUN/seed-<s>/best.pt          lowest validation loss
-    RUN/seed-<s>/history.csv      one row per epoch
+    RUN/seed-<s>/last.pt, ...     the training loop's folder (:mod:`wmhkit.train.loop`; best: validation loss)
     RUN/seed-<s>/model/           model folder (model.yaml, weights/model.pt, provenance.json)
 
 Losses: ``volume`` → MSE on the encoded volume (``target_transform``:
@@ -29,9 +27,8 @@ recomputed over the training scans (:func:`refresh_readout`). With
 ``readout: least_squares`` (volume regression) the dense layer of the best
 checkpoint is finally set to the ridge fit of the encoded training volumes on
 its pooled features before export.
-Batches are drawn, and augmented, from generators of ``(seed, epoch)`` only, so a
-run killed and resumed (``resume=True``) ends with bit-identical weights on the
-same machine. A seed whose checkpoint says it finished is not retrained.
+Batches are drawn, and augmented, from generators of ``(seed, epoch)`` only, so ``resume=True``
+continues exactly (:mod:`wmhkit.train.loop`); a finished seed is not retrained.
 """
 
 from __future__ import annotations
@@ -62,12 +59,12 @@ from wmhkit.models.predict_gp_unet import predicted_class
 from wmhkit.nn.gp_unet import GPUNet
 from wmhkit.train import distributed
 from wmhkit.train.checkpoint import BEST_NAME, load_checkpoint
+from wmhkit.train.data import augment_box
 from wmhkit.train.export import prepare_parameters, write_trained_model
 from wmhkit.train.loop import Batches, LoopSettings, train_epochs
 from wmhkit.train.reproducibility import epoch_generator, seed_everything
 from wmhkit.train.run_folder import run_identity, start_run_folder
 from wmhkit.train.volume_config import FAZEKAS_GRADES, VolumeConfig
-from wmhkit.train.volume_data import augment_box
 
 log = logging.getLogger(__name__)
 
@@ -372,24 +369,15 @@ def refresh_readout(model: GPUNet, boxes: Mapping[str, BoxScan], targets: Target
                     config: VolumeConfig, device: torch.device, *, fit: bool = False) -> None:
     """Pooled-norm statistics of ``scan_ids`` (no augmentation); with ``fit`` also the least-squares read-out.
 
-    The running averages of training lag behind a trunk that is still changing:
-    on phantoms the spread of their evaluation outputs jumped several-fold from
-    one 100-step check to the next (BENCHMARKS.md, "Weak-label GP-Unet").
-    Statistics of the current weights over every training scan
-    ("precise" batch norm) make each validation, the best checkpoint and the
-    exported model use the normalisation the dense layer was trained against.
+    The running averages of training lag behind a trunk that is still changing; statistics of the
+    current weights over every training scan ("precise" batch norm) make each validation, the best
+    checkpoint and the exported model use the normalisation the dense layer was trained against.
 
-    ``fit`` (the trained network of a volume regression with ``readout:
-    least_squares``): the dense weights and bias become the ridge fit
-    (:func:`ridge_readout`) of the encoded training volumes on the normalised
-    pooled features of the same pass. The read-out is linear, so its optimum is
-    one solve, whereas Adam moves each weight by about the learning rate per
-    step, and the Adam read-out of a best checkpoint stays flatter than its
-    features allow even on its own training scans (BENCHMARKS.md, "Weak-label
-    GP-Unet"). Fitting after every epoch instead disturbed the training (with
-    batch statistics of 4 augmented scans the fitted weights blew the training
-    loss up; with a ridge the network stopped learning), so the fit is made
-    once, on the best checkpoint.
+    ``fit`` (the best checkpoint of a volume regression with ``readout: least_squares``): the dense
+    weights and bias become the ridge fit (:func:`ridge_readout`) of the encoded training volumes on
+    the normalised pooled features of the same pass: a linear read-out's optimum is one solve, which
+    Adam's steps of about the learning rate do not reach. Fitted after every epoch instead, it
+    disturbed the training (BENCHMARKS.md, "Weak-label GP-Unet").
     """
     norm = model.pooled_norm
     if norm is None and not fit:
@@ -479,8 +467,7 @@ def train_seed(
     val_ids = sorted(s for s, r in splits.items() if r == "val")
     model = build_model(config, seed, target_scale(config, targets, train_ids))
     initialise_output_layer(model, config, targets, train_ids)
-    # channels-last 3D tensors: oneDNN's fast convolution layout, 1.7x fewer CPU seconds per step than
-    # the default layout for the -cpu networks (measured, 1 thread); make_batch hands inputs in this layout
+    # channels-last 3D tensors: oneDNN's fast convolution layout; make_batch hands inputs in this layout
     model.to(device=device, memory_format=TRAINING_LAYOUT)
     optimizer = make_optimizer(config, model)
     loss_fn = VolumeLoss(config)

@@ -65,7 +65,6 @@ from typing import Any
 from wmhkit.models.box import TARGET_TRANSFORMS, BoxSpec
 from wmhkit.train.config import DEVICES, EarlyStopping
 from wmhkit.train.config_reader import ConfigReader, RecordedConfig, is_finite_number, is_whole, read_config_yaml
-from wmhkit.train.volume_data import Augmentation
 
 LABELS = ("volume", "fazekas", "volume_bins", "gold")
 TASKS = ("regression", "classification", "ordinal")
@@ -109,6 +108,30 @@ class OptimizerConfig:
     name: str = field(default="adadelta", metadata={"choices": OPTIMIZERS})
     learning_rate: float = field(default=1.0, metadata={"open": True})
     weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """On-the-fly augmentation settings of GP-Unet boxes (see :func:`wmhkit.train.data.augment_box`).
+
+    Attributes
+    ----------
+    translation
+        Largest shift as a fraction of each box size (the paper: 0.2).
+    rotation_deg
+        Largest rotation about the slice (third) axis, degrees.
+    flip
+        Mirror left-right (first axis) with probability 1/2.
+    """
+
+    translation: float = field(default=0.2, metadata={"maximum": 0.5})
+    rotation_deg: float = field(default=10.0, metadata={"maximum": 180.0})
+    flip: bool = True
+
+    @property
+    def active(self) -> bool:
+        """True when any augmentation is on."""
+        return self.translation > 0 or self.rotation_deg > 0 or self.flip
 
 
 @dataclass(frozen=True)
@@ -174,19 +197,6 @@ class VolumeConfig(RecordedConfig):
         return math.prod(self.box.spacing_mm) / 1000.0
 
 
-
-def load_volume_config(path: str | os.PathLike[str]) -> VolumeConfig:
-    """Read and validate a ``train-volume`` config YAML file.
-
-    Raises
-    ------
-    ConfigError
-        For a missing or unreadable file and for any invalid key (named in the message).
-    """
-    path = Path(path)
-    return parse_volume_config(read_config_yaml(path, "volume-cpu"), source=path)
-
-
 def parse_volume_config(raw: Any, *, source: str | os.PathLike[str] | None = None) -> VolumeConfig:
     """Validate a config mapping (as read from YAML) into a :class:`VolumeConfig`."""
     where = Path(source) if source is not None else None
@@ -220,7 +230,7 @@ def parse_volume_config(raw: Any, *, source: str | os.PathLike[str] | None = Non
         batch_size=check.integer(top, "", "batch_size", 4, minimum=1),
         early_stopping=None if top.get("early_stopping") is None else check.dataclass_section(
             top, "early_stopping", EarlyStopping, defaults={"patience": 20}),
-        augmentation=_augmentation(check, top),
+        augmentation=check.dataclass_section(top, "augmentation", Augmentation),
         device=check.choice(top, "", "device", DEVICES, "auto"),
         threads=check.integer(top, "", "threads", 0, minimum=0),
         target_transform=check.choice(top, "", "target_transform", TARGET_TRANSFORMS, "log1p"),
@@ -276,10 +286,7 @@ def _box(check: ConfigReader, top: Mapping[str, Any]) -> BoxSpec:
                    None if percentiles is None else tuple(float(p) for p in percentiles))
 
 
-def _augmentation(check: ConfigReader, top: Mapping[str, Any]) -> Augmentation:
-    section = check.section(top, "augmentation", {"translation", "rotation_deg", "flip"})
-    return Augmentation(
-        translation=check.number(section, "augmentation", "translation", 0.2, minimum=0.0, maximum=0.5),
-        rotation_deg=check.number(section, "augmentation", "rotation_deg", 10.0, minimum=0.0, maximum=180.0),
-        flip=check.boolean(section, "augmentation", "flip", True),
-    )
+def load_volume_config(path: str | os.PathLike[str]) -> VolumeConfig:
+    """Read and validate a ``train-volume`` config YAML file (errors: :func:`~wmhkit.train.config.load_config`)."""
+    path = Path(path)
+    return parse_volume_config(read_config_yaml(path, "volume-cpu"), source=path)
