@@ -79,6 +79,7 @@ STARTER_DIR = REPO / "src" / "wmhkit" / "models" / "starter"
 #: Lesjak patients with expert masks: kept out of the phantoms' lesion library.
 ANNOTATED_PATIENTS = ("patient07", "patient19", "patient26")
 ANNOTATED_DATASET = "lesjak2018-annotated"
+ANNOTATED_SCANS = tuple(f"lesjak-{patient}" for patient in ANNOTATED_PATIENTS)
 VARIANT_DATASET = "lesjak2018-train-variants"
 #: Training re-acquisitions of the annotated scans: name → (voxel size in mm, whole head).
 TRAIN_VARIANTS: dict[str, tuple[tuple[float, float, float], bool]] = {
@@ -89,6 +90,8 @@ TRAIN_VARIANTS: dict[str, tuple[tuple[float, float, float], bool]] = {
 }
 #: The two models trained on every training set: M3SL (from the pretrained weights) and its baseline twin.
 TWINS = ("m3sl", "baseline")
+#: Fused-probability thresholds compared by :func:`loo_thresholds`.
+THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)
 #: Test phantoms of the fixed profiles A–E (never trained on) scored by :func:`evaluate_final`.
 PHANTOM_TESTS = 10
 #: Files copied from a model folder into the package (the model folder contract).
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     if loo_twins:
         evaluate_loo(real_data, work, models, loo_twins)
     evaluate_final(real_data, work, models, args.seed)
-    text, chosen = summarise(work)
+    text, chosen = summarise(real_data, work)
     print(text)
     if not args.no_install:
         install_model(models[f"{chosen}-all"], STARTER_DIR)
@@ -377,7 +380,7 @@ def score_models(real_data: Path, out: Path, name: str, groups: tuple[str, ...],
             pd.DataFrame(rows).to_csv(table_path, sep="\t", index=False)
 
 
-def summarise(work: Path) -> tuple[str, str]:
+def summarise(real_data: Path, work: Path) -> tuple[str, str]:
     """Step 11: ``WORK/evaluation/summary.md`` (every figure of the model card, per twin) and the twin to ship:
     the higher mean Dice over the real scans both twins were scored on."""
     from scipy import stats
@@ -403,6 +406,13 @@ def summarise(work: Path) -> tuple[str, str]:
     real = real.dropna()
     difference = real["m3sl"] - real["baseline"]
     test = stats.ttest_rel(real["m3sl"], real["baseline"])
+    lines.append("")
+    for twin in sorted(set(loo["model"])):
+        best, nested = loo_thresholds(real_data, work, twin)
+        original = nested["scan"].isin(ANNOTATED_SCANS)
+        lines.append(f"{twin}: threshold chosen by nested leave-one-out (each patient's from the other two, of "
+                     f"{THRESHOLDS}): Dice {nested.loc[original, 'dice'].mean():.3f} on the 3 scans, "
+                     f"{nested.loc[~original, 'dice'].mean():.3f} on their degradations; best over all three: {best}.")
     chosen = "m3sl" if difference.mean() >= 0 else "baseline"
     lines += ["", f"M3SL − baseline Dice over the {len(real)} real scans both were scored on: mean "
               f"{difference.mean():+.3f} (SD {difference.std():.3f}), paired t-test t = {test.statistic:.2f}, "
@@ -423,6 +433,34 @@ def _brain_mask(scan, work: Path, extract):
 
 def _patient(scan_id: str) -> str:
     return next(p for p in ANNOTATED_PATIENTS if p in scan_id)
+
+
+def loo_thresholds(real_data: Path, work: Path, twin: str) -> tuple[float, pd.DataFrame]:
+    """The fused-probability threshold by leave-one-out over the annotated patients.
+
+    From the saved native-grid probability maps of ``twin``'s left-out models: for each
+    patient, the threshold of :data:`THRESHOLDS` with the best mean Dice on the *other two*
+    patients' scans (original and degradations) scores that patient's scans (a nested
+    leave-one-out: no scan's mask chooses its own threshold). Returns the threshold with the
+    best mean Dice over all three patients (the one to ship) and the per-scan rows
+    (``threshold`` = the nested choice).
+    """
+    from bench_clinical import collect_scans, score
+
+    out = work / "evaluation"
+    dice = {}
+    scans = collect_scans(real_data, ("lesjak-annotated", "lesjak-variants"), out, 0, None)
+    for scan in scans:
+        probability = load_image(next((out / "work" / scan.scan_id / f"predict-{twin}").glob("*_wmhprob.nii.gz")))
+        dice[scan.scan_id] = {t: score(scan, probability.with_array((probability.array > t).astype(np.uint8)))
+                              for t in THRESHOLDS}
+    rows = []
+    for patient in ANNOTATED_PATIENTS:
+        others = [s for s in dice if _patient(s) != patient]
+        chosen = max(THRESHOLDS, key=lambda t: np.mean([dice[s][t]["dice"] for s in others]))
+        rows += [{"scan": s, "model": twin, "threshold": chosen, **dice[s][chosen]} for s in dice if _patient(s) == patient]
+    best = max(THRESHOLDS, key=lambda t: np.mean([dice[s][t]["dice"] for s in dice]))
+    return best, pd.DataFrame(rows)
 
 
 def install_model(model_dir: Path, package_dir: Path) -> None:
