@@ -53,6 +53,7 @@ Data: Lesjak Ž. et al., Neuroinformatics 16:51–63 (2018), CC-BY 4.0; NiChart 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -64,12 +65,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 import yaml
 
 from wmhkit.bronze.stage import rebased_row
 from wmhkit.cli import main as wmhkit_main
 from wmhkit.io.manifest import read_manifest, write_manifest
 from wmhkit.io.nifti import load_image, load_mask, save_mask
+from wmhkit.models.folder import write_model_folder
 from wmhkit.synth.degrade import STORAGES, ClinicalAcquisition, clinical_variant, save_stored_image
 from wmhkit.synth.head import draw_head
 from wmhkit.train.config import resolve_config_path
@@ -94,8 +97,10 @@ TWINS = ("m3sl", "baseline")
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)
 #: Test phantoms of the fixed profiles A–E (never trained on) scored by :func:`evaluate_final`.
 PHANTOM_TESTS = 10
-#: Files copied from a model folder into the package (the model folder contract).
-MODEL_FILES = ("model.yaml", "provenance.json")
+#: ``trained_on`` of the shipped model (written into every predict sidecar).
+TRAINED_ON = ("wmhkit starter: M3SL bronze and silver stages on 23 NiChart FLAIRs of older adults, gold stage on "
+              "48 domain-randomised phantoms and 3 Lesjak 2018 MS scans with 12 clinical re-acquisitions; "
+              "see MODEL_CARD.md")
 #: Prepare options of every training scan: the working grid the shipped model declares.
 PREPARE_ARGS = ["--working-spacing-mm", "1,1,1", "--thick-slice-mm", "100"]
 
@@ -136,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     text, chosen = summarise(real_data, work)
     print(text)
     if not args.no_install:
-        install_model(models[f"{chosen}-all"], STARTER_DIR)
+        install_model(models[f"{chosen}-all"], STARTER_DIR, work)
     return 0
 
 
@@ -463,15 +468,18 @@ def loo_thresholds(real_data: Path, work: Path, twin: str) -> tuple[float, pd.Da
     return best, pd.DataFrame(rows)
 
 
-def install_model(model_dir: Path, package_dir: Path) -> None:
-    """Replace the packaged starter model's files by those of ``model_dir`` (the model card stays)."""
-    package_dir.mkdir(parents=True, exist_ok=True)
-    for name in MODEL_FILES:
-        shutil.copy2(model_dir / name, package_dir / name)
+def install_model(model_dir: Path, package_dir: Path, work: Path) -> None:
+    """Rewrite ``model_dir`` into the package's starter folder (its ``MODEL_CARD.md`` stays), through the one
+    model-folder writer: ``trained_on`` says what the model is (it reaches every user's sidecars) and the build
+    machine's paths in the provenance are written relative to ``WORK``."""
+    record = yaml.safe_load((model_dir / "model.yaml").read_text())
+    record["trained_on"] = TRAINED_ON
+    provenance = json.loads((model_dir / "provenance.json").read_text().replace(str(work), "WORK"))
+    weights = {p.stem: torch.load(p, map_location="cpu", weights_only=True) for p in (model_dir / "weights").glob("*.pt")}
     shutil.rmtree(package_dir / "weights", ignore_errors=True)
-    shutil.copytree(model_dir / "weights", package_dir / "weights")
+    digest = write_model_folder(package_dir, record, weights, provenance)
     size_mb = sum(p.stat().st_size for p in (package_dir / "weights").iterdir()) / 1e6
-    log.info("installed %s into %s (weights %.2f MB)", model_dir, package_dir, size_mb)
+    log.info("installed %s into %s (weights %.2f MB, model hash %s)", model_dir, package_dir, size_mb, digest[:12])
 
 
 def _run(argv: list[str], step: str, *, allow_failures: bool = False) -> None:
