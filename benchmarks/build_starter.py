@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bronze-methods", default="outlier,growth,lpa", help="wmhkit's bronze methods")
     parser.add_argument("--jobs", type=int, default=2, help="training runs side by side (one thread each)")
     parser.add_argument("--workers", type=int, default=2, help="prepare/bronze worker processes")
-    parser.add_argument("--loo-epochs", type=int, default=4, help="gold epochs of the leave-one-out runs")
+    parser.add_argument("--loo-epochs", type=int, default=3, help="gold epochs of the leave-one-out runs")
     parser.add_argument("--loo-twins", default="m3sl,baseline",
                         help="twins trained and scored leave-one-out (comma-separated; m3sl alone halves the time)")
     parser.add_argument("--skip-loo", action="store_true", help="train and install the final twins only")
