@@ -53,6 +53,20 @@ def test_volumes_and_sidecars_carry_flags_and_a_qc_mosaic_is_written(tiny_model,
     assert width == 6 * 200 and height < 400  # one axial row of six tiles
 
 
+def test_a_t1_given_as_flair_is_flagged_in_volumes_csv_and_a_flair_is_not(tiny_model, tmp_path):
+    from wmhkit.synth.cohort import synthesize_subject
+
+    row = synthesize_subject(tmp_path / "data", 2, seed=3, scanner="B", resolution_mm=2.0, with_brain_mask=True)
+    manifest = tmp_path / "data" / "manifest.tsv"
+    manifest.write_text("subject\tflair\tbrain_mask\n"
+                        f"as-t1\t{row['t1']}\t{row['brain_mask']}\nas-flair\t{row['flair']}\t{row['brain_mask']}\n")
+    result = _predict(manifest, "--model", tiny_model, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    flags = read_table(tmp_path / "out" / "volumes.csv", text_columns=("subject", "flags"))
+    assert dict(zip(flags["subject"], flags["flags"].fillna(""))) == {"as-t1": "t1_like_contrast", "as-flair": ""}
+    assert "is it a T1 rather than a FLAIR?" in result.stderr and "sub-002_T1.nii.gz" in result.stderr
+
+
 def test_a_disk_filling_while_writing_names_the_file_and_leaves_no_orphan_mask(tiny_model, write_scan, tmp_path,
                                                                                monkeypatch):
     from wmhkit.io import atomic

@@ -1,6 +1,8 @@
-"""Odd input: refusals (too small, single slice under N4) and flags (coarse voxels)."""
+"""Odd input: refusals (too small, single slice under N4) and flags (coarse voxels, T1-like contrast)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,3 +45,19 @@ def test_coarse_voxels_are_flagged_with_a_warning_naming_the_file(caplog: pytest
     assert scan_flags("coarse.nii.gz", (5.0, 5.0, 5.0)) == ["coarse_voxels"]
     assert "coarse.nii.gz: voxels of 5×5×5 mm are coarser than WMH models resolve" in caplog.text
     assert scan_flags("fine.nii.gz", (0.9, 0.9, 6.5)) == []
+
+
+def test_a_t1_has_a_darker_cortex_than_deep_tissue_and_a_flair_a_brighter_one(tmp_path: Path) -> None:
+    from wmhkit.io.nifti import load_image, load_mask
+    from wmhkit.preprocess.checks import T1_LIKE_RATIO, cortex_to_deep_ratio
+    from wmhkit.synth.cohort import synthesize_subject
+
+    ratios = {}
+    for index, scanner in ((1, "A"), (2, "B")):
+        row = synthesize_subject(tmp_path, index, seed=3, scanner=scanner, resolution_mm=2.0, with_brain_mask=True)
+        brain = load_mask(tmp_path / row["brain_mask"])
+        for role in ("flair", "t1"):
+            ratios[scanner, role] = cortex_to_deep_ratio(load_image(tmp_path / row[role]), brain)
+    assert all(ratios[scanner, "flair"] > T1_LIKE_RATIO > ratios[scanner, "t1"] for scanner in "AB"), ratios
+    tiny = load_image(tmp_path / row["flair"])
+    assert np.isnan(cortex_to_deep_ratio(tiny, tiny.with_array(np.zeros(tiny.shape, np.uint8))))

@@ -441,7 +441,7 @@ def _predict_one(scan: ScanInput, predictor: Predictor, context: PredictStage,
     log.info("%s: segmenting", scan.name)
     prediction = predictor.predict(prepared)
     native = native_maps(prediction, prepared, prepared_scan.geometry)
-    flags = scan_flags(scan.flair, native["flair"].spacing_mm)
+    flags = scan_flags(scan.flair, native["flair"].spacing_mm, prepared["flair"], prepared["brain_mask"])
     row = {"subject": scan.subject, "session": scan.session, **_mask_volumes(native, parameters),
            "model_volume_ml": prediction.model_volume_ml, "predicted_grade": prediction.grade,
            "flags": ";".join(flags)}

@@ -17,11 +17,12 @@ volumes should not be trusted:
 
 * ``coarse_voxels``: in-plane voxels over :data:`MAX_IN_PLANE_MM` or slices over
   :data:`MAX_SLICE_MM`, which no WMH model (nor rater) resolves lesions in.
-
-There is no check of the contrast (a T1 given as FLAIR) yet: a measure of where the
-bright tissue lies (cortex in FLAIR, deep white matter in T1) flagged 15 of the 23
-NiChart FLAIRs of older adults, whose confluent periventricular WMH are bright deep
-tissue, so it was not kept.
+* ``t1_like_contrast``: the cortex is darker than the deep white matter, as in a T1
+  (in FLAIR grey matter is brighter than white matter): :func:`cortex_to_deep_ratio`
+  below :data:`T1_LIKE_RATIO`. On the development data 137 FLAIRs (the shared real scans,
+  their clinical re-acquisitions, phantoms) gave 0.85–1.36 and none was flagged; the
+  NiChart T1s 0.74–0.76 (flagged), but the Lesjak MS T1s 0.86–1.00, which this check
+  misses (BENCHMARKS.md, "Odd input"). It flags, never refuses.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import logging
 import os
 
 import numpy as np
+from scipy import ndimage
 
 from wmhkit.errors import InputError
 from wmhkit.io.image import Image
@@ -41,6 +43,12 @@ log = logging.getLogger(__name__)
 MAX_IN_PLANE_MM = 3.0
 #: Largest slice thickness (mm) at which WMH are still resolved (clinical 2D FLAIR: 3–6 mm).
 MAX_SLICE_MM = 10.0
+#: :func:`cortex_to_deep_ratio` below this flags a scan ``t1_like_contrast``.
+T1_LIKE_RATIO = 0.8
+#: Depth (mm from the brain mask's edge) of the cortical band, and the least depth of deep tissue.
+CORTEX_DEPTH_MM, DEEP_DEPTH_MM = 4.0, 20.0
+#: Brain voxels below this percentile (mostly CSF, dark in FLAIR and T1 alike) are left out of both.
+CSF_PERCENTILE = 25.0
 def check_flair(image: Image, path: str | os.PathLike[str], *, brain_mask_given: bool) -> None:
     """Refuse a FLAIR that cannot be prepared (see the module docstring).
 
@@ -91,7 +99,34 @@ def voxel_flags(spacing_mm: tuple[float, float, float]) -> list[str]:
     return ["coarse_voxels"] if ordered[1] > MAX_IN_PLANE_MM or ordered[2] > MAX_SLICE_MM else []
 
 
-def scan_flags(path: str | os.PathLike[str], native_spacing_mm: tuple[float, float, float]) -> list[str]:
+def cortex_to_deep_ratio(flair: Image, brain_mask: Image) -> float:
+    """75th percentile of the cortical band over the median of the deep tissue (dimensionless).
+
+    Both leave out the brain's darkest :data:`CSF_PERCENTILE` % of voxels; the band is
+    the brain within :data:`CORTEX_DEPTH_MM` of the mask's edge, the deep tissue lies at
+    least :data:`DEEP_DEPTH_MM` inside (white matter, deep grey matter, a few percent of
+    WMH even in heavy loads). Above 1 in most FLAIRs (grey matter brighter than white),
+    about 0.7 in T1s. NaN when the brain is too small to hold both regions.
+
+    Parameters
+    ----------
+    flair
+        The image, any grid (e.g. the prepared FLAIR).
+    brain_mask
+        Its brain mask on the same grid.
+    """
+    brain = brain_mask.array > 0
+    values = flair.array
+    depth = ndimage.distance_transform_edt(brain, sampling=flair.spacing_mm)
+    tissue = brain & (values > np.percentile(values[brain], CSF_PERCENTILE)) if brain.any() else brain
+    band, deep = tissue & (depth <= CORTEX_DEPTH_MM), tissue & (depth >= DEEP_DEPTH_MM)
+    if not band.any() or not deep.any():
+        return float("nan")
+    return float(np.percentile(values[band], 75) / np.median(values[deep]))
+
+
+def scan_flags(path: str | os.PathLike[str], native_spacing_mm: tuple[float, float, float],
+               prepared_flair: Image | None = None, brain_mask: Image | None = None) -> list[str]:
     """The flags of a scan (module docstring), each logged as a warning naming ``path``.
 
     Parameters
@@ -100,10 +135,18 @@ def scan_flags(path: str | os.PathLike[str], native_spacing_mm: tuple[float, flo
         The native FLAIR file.
     native_spacing_mm
         Its voxel sides (mm).
+    prepared_flair, brain_mask
+        The prepared FLAIR and its brain mask, for the contrast check (skipped without them).
     """
     flags = voxel_flags(native_spacing_mm)
     if flags:
         log.warning("%s: voxels of %s mm are coarser than WMH models resolve (in-plane up to %g mm, slices up to "
                     "%g mm); its volumes are flagged coarse_voxels", path, "×".join(f"{s:.3g}" for s in native_spacing_mm),
                     MAX_IN_PLANE_MM, MAX_SLICE_MM)
+    if prepared_flair is not None and brain_mask is not None:
+        ratio = cortex_to_deep_ratio(prepared_flair, brain_mask)
+        if ratio < T1_LIKE_RATIO:
+            log.warning("%s: the cortex is darker than the deep white matter (ratio %.2f, FLAIRs give ≥ %g): is it a "
+                        "T1 rather than a FLAIR? Its volumes are flagged t1_like_contrast", path, ratio, T1_LIKE_RATIO)
+            flags.append("t1_like_contrast")
     return flags
