@@ -17,12 +17,10 @@ volumes should not be trusted:
 
 * ``coarse_voxels``: in-plane voxels over :data:`MAX_IN_PLANE_MM` or slices over
   :data:`MAX_SLICE_MM`, which no WMH model (nor rater) resolves lesions in.
-* ``t1_like_contrast``: the cortex is darker than the deep white matter, as in a T1
-  (in FLAIR grey matter is brighter than white matter): :func:`cortex_to_deep_ratio`
-  below :data:`T1_LIKE_RATIO`. On the development data 137 FLAIRs (the shared real scans,
-  their clinical re-acquisitions, phantoms) gave 0.85–1.36 and none was flagged; the
-  NiChart T1s 0.74–0.76 (flagged), but the Lesjak MS T1s 0.86–1.00, which this check
-  misses (BENCHMARKS.md, "Odd input"). It flags, never refuses.
+* ``t1_like_contrast``: the cortex darker than the deep white matter, as in a T1
+  (:func:`cortex_to_deep_ratio` below :data:`T1_LIKE_RATIO`). 137 FLAIRs of the
+  development data gave 0.85–1.36, NiChart T1s 0.74–0.76, Lesjak MS T1s 0.86–1.00
+  (missed; BENCHMARKS.md, "Odd input"). It flags, never refuses.
 """
 
 from __future__ import annotations
@@ -100,20 +98,12 @@ def voxel_flags(spacing_mm: tuple[float, float, float]) -> list[str]:
 
 
 def cortex_to_deep_ratio(flair: Image, brain_mask: Image) -> float:
-    """75th percentile of the cortical band over the median of the deep tissue (dimensionless).
+    """75th percentile of the cortical band over the median of the deep tissue of ``flair`` (dimensionless).
 
-    Both leave out the brain's darkest :data:`CSF_PERCENTILE` % of voxels; the band is
-    the brain within :data:`CORTEX_DEPTH_MM` of the mask's edge, the deep tissue lies at
-    least :data:`DEEP_DEPTH_MM` inside (white matter, deep grey matter, a few percent of
-    WMH even in heavy loads). Above 1 in most FLAIRs (grey matter brighter than white),
-    about 0.7 in T1s. NaN when the brain is too small to hold both regions.
-
-    Parameters
-    ----------
-    flair
-        The image, any grid (e.g. the prepared FLAIR).
-    brain_mask
-        Its brain mask on the same grid.
+    ``brain_mask`` is on ``flair``'s grid. Both regions leave out the brain's darkest
+    :data:`CSF_PERCENTILE` %; the band lies within :data:`CORTEX_DEPTH_MM` of the mask's
+    edge, the deep tissue at least :data:`DEEP_DEPTH_MM` inside (white and deep grey
+    matter, a few percent of WMH even in heavy loads). NaN when the brain cannot hold both.
     """
     brain = brain_mask.array > 0
     values = flair.array
