@@ -70,6 +70,7 @@ import yaml
 
 from wmhkit.bronze.stage import rebased_row
 from wmhkit.cli import main as wmhkit_main
+from wmhkit.demo.models import fitted_pad_shape
 from wmhkit.io.manifest import read_manifest, write_manifest
 from wmhkit.io.nifti import load_image, load_mask, save_mask
 from wmhkit.models.folder import write_model_folder
@@ -293,7 +294,7 @@ def train(work: Path, name: str, config_name: str, manifest: Path, *, init_model
         return run / "model"
     config = yaml.safe_load(resolve_config_path(config_name).read_text())
     config["name"] = name
-    config["data"]["pad_shape"] = pad_shape(manifest, config["data"]["patch_size"])
+    config["data"]["pad_shape"] = list(fitted_pad_shape(manifest, config["data"]["patch_size"]))
     if init_model is not None:
         config.update(init="model", init_model=str(init_model))
     if epochs is not None:
@@ -315,15 +316,6 @@ def train(work: Path, name: str, config_name: str, manifest: Path, *, init_model
         raise SystemExit(f"train {name} failed with exit code {code}: see {run.with_suffix('.log')}")
     log.info("train %s: done in %.0f s", name, time.perf_counter() - started)
     return run / "model"
-
-
-def pad_shape(manifest: Path, patch_size: int) -> list[int]:
-    """The smallest shape, in whole patches, that holds every prepared FLAIR of ``manifest``."""
-    table = read_manifest(manifest)
-    largest = np.zeros(3, int)
-    for row in table.rows():
-        largest = np.maximum(largest, load_image(table.path(row, "flair")).shape)
-    return [int(-(-size // patch_size) * patch_size) for size in largest]
 
 
 # ------------------------------------------------------------------------------------- validation

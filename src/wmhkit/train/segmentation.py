@@ -44,7 +44,7 @@ from wmhkit.io.manifest import Manifest, read_manifest
 from wmhkit.io.nifti import load_image, load_mask
 from wmhkit.io.provenance import sha256_file
 from wmhkit.metrics.segmentation import METRIC_COLUMNS, segmentation_metrics, wmh_from_gold
-from wmhkit.models.folder import KIND_2_5D
+from wmhkit.models.folder import KIND_2_5D, weights_path
 from wmhkit.models.networks import build_network
 from wmhkit.models.predictors import SegmentationPredictor
 from wmhkit.nn.imagenet import load_imagenet_encoder
@@ -248,7 +248,7 @@ def initial_weights(config: TrainConfig, plane: str) -> dict[str, torch.Tensor]:
         check_imagenet_weights(config)
         load_imagenet_encoder(model, config.imagenet_weights)
     if config.init == "model":
-        path = Path(config.init_model) / "weights" / f"{plane}.pt"
+        path = weights_path(config.init_model, plane)
         if not path.is_file():
             raise InputError(path, f"init_model has no weights for the {plane} plane",
                              "point init_model at a 2.5D model folder trained on the same planes")
