@@ -327,7 +327,7 @@ def predict_scans(
         "trained_on": spec.record.get("trained_on", ""), "wmhkit_version": spec.record.get("wmhkit_version", ""),
     }
     stage = PredictStage(Path(model_dir), out_dir, spec.prepare, parameters, model_record, _device_record(target),
-                         spec, target, batch_size)
+                         target, batch_size)
     if not compute_options.uses_dask:
         _cached_predictor(stage)  # an unloadable model is refused before any scan
 
@@ -363,7 +363,6 @@ class PredictStage(ScanStage[ScanInput, ScanOutputs]):
     parameters: dict[str, Any]
     model: dict[str, Any]
     device: dict[str, Any]
-    spec: ModelSpec
     target: torch.device
     batch_size: int
     step = STEP
