@@ -19,7 +19,7 @@ volumes should not be trusted:
   :data:`MAX_SLICE_MM`, which no WMH model (nor rater) resolves lesions in.
 * ``t1_like_contrast``: the cortex darker than the deep white matter, as in a T1
   (:func:`cortex_to_deep_ratio` below :data:`T1_LIKE_RATIO`). 137 FLAIRs of the
-  development data gave 0.85–1.36, NiChart T1s 0.74–0.76, Lesjak MS T1s 0.86–1.00
+  development data gave 0.85–1.36, NiChart T1s 0.72–0.76, Lesjak MS T1s 0.86–1.00
   (missed; BENCHMARKS.md, "Odd input"). It flags, never refuses.
 """
 
