@@ -191,6 +191,10 @@ def test_init_model_starts_each_plane_from_the_model_folder_and_keeps_frozen_con
     (tmp_path / "wider.yaml").write_text(yaml.safe_dump(wider))
     assert main(["train", str(tmp_path / "wider.yaml"), "--out", str(tmp_path / "wider"), "--manifest",
                  str(tiny_cohort), "--no-progress"]) == 2  # weights of another width: a clear error
+    (source / "weights" / "coronal.pt").write_bytes(b"not a weights file")
+    (tmp_path / "broken.yaml").write_text(yaml.safe_dump(tuned))
+    assert main(["train", str(tmp_path / "broken.yaml"), "--out", str(tmp_path / "broken"), "--manifest",
+                 str(tiny_cohort), "--no-progress"]) == 2  # a corrupt weights file: a clear error, no traceback
 
 
 def test_lesion_free_gold_scans_are_tested_and_trained_on_but_never_validate(tmp_path, make_config, write_cohort):

@@ -253,7 +253,12 @@ def initial_weights(config: TrainConfig, plane: str) -> dict[str, torch.Tensor]:
             raise InputError(path, f"init_model has no weights for the {plane} plane",
                              "point init_model at a 2.5D model folder trained on the same planes")
         try:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError... for corrupt files
+            raise InputError(path, f"cannot load the init_model weights ({type(error).__name__})",
+                             "point init_model at a complete model folder written by wmhkit train") from None
+        try:
+            model.load_state_dict(state)
         except RuntimeError as error:
             raise InputError(path, f"init_model weights do not fit this network ({str(error).splitlines()[0]})",
                              "use network.width and decoder_batch_norm of the init model") from None
