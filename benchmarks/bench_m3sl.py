@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary_scanner": summarise(metrics, ["variant", "scanner"]),
         "summary_stage": summarise(metrics, ["variant", "stage"]),
     }
-    anova, pairwise = compare_groups(metrics, by=["variant", "scanner", "stage"], metrics=list(TESTED_METRICS))
+    anova, pairwise, _ = compare_groups(metrics, by=["variant", "scanner", "stage"], metrics=list(TESTED_METRICS))
     paired = paired_tests(metrics, TESTED_METRICS)
     tables = {"metrics": metrics, **summaries, "anova": anova, "pairwise": pairwise, "paired": paired,
               "label_quality": quality}

@@ -105,8 +105,10 @@ def test_paired_scores_match_the_table(full_run: Path):
 def test_stats_computed_when_the_run_has_no_stats_folder(full_run: Path, tmp_path: Path):
     metrics = read_table(full_run / "metrics.csv", text_columns=("subject", "variant", "stage", "scanner"))
     tables, note, problems = statistics_tables(tmp_path, metrics)
-    assert [view.name for view in tables] == ["anova", "pairwise", "agreement", "confounders"]
+    assert [view.name for view in tables] == ["anova", "pairwise", "agreement", "confounders", "skipped"]
     assert note.startswith("No stats/ folder") and problems == []
+    assert all("fewer than two groups" in cell.text or "every value" in cell.text
+               for row in tables[4].rows for cell in row[-1:]), "the report says why a comparison is missing"
     from_folder, _, _ = statistics_tables(full_run, metrics)  # the same analysis, read from stats/
     assert [cell.text for cell in tables[2].rows[0]] == [cell.text for cell in from_folder[2].rows[0]]
 
@@ -167,8 +169,9 @@ def test_hostile_ids_and_metadata_are_escaped(tmp_path: Path):
     assert "=HYPERLINK(&#34;http://evil.example&#34;,&#34;click&#34;)" in html  # shown as text, not a link
     assert "&lt;/td&gt;&lt;svg onload=alert(4)&gt;" in html
     assert "&lt;b&gt;bold&lt;/b&gt;" in html and "&lt;script&gt;alert(5)&lt;/script&gt;" in html
-    # Too few volume pairs for an ICC: said so, and the group comparisons are still shown.
-    assert "Volume agreement could not be computed" in html and 'id="table-anova"' in html
+    # Too few volume pairs for an ICC: said so; groups of two scans are not compared, and the report says why.
+    assert "Volume agreement could not be computed" in html and 'id="table-skipped"' in html
+    assert "fewer than two groups with 3 or more scans (baseline: 1, m3sl: 2)" in html  # dice: one NaN
 
 
 def test_script_hash_matches_the_inlined_script(full_report: Path):

@@ -58,7 +58,8 @@ def test_compare_groups_runs_per_variant_and_gates_pair_tests():
         for stage, mean in (("CN", 0.8), ("MCI", 0.7), ("AD", 0.4 if variant == "m3sl" else 0.8)):
             for value in mean + shift + rng.normal(0, 0.02, 6):
                 rows.append({"variant": variant, "stage": stage, "dice": value})
-    anova, pairwise = compare_groups(pd.DataFrame(rows), by=["variant", "stage"], metrics=["dice"])
+    anova, pairwise, skipped = compare_groups(pd.DataFrame(rows), by=["variant", "stage"], metrics=["dice"])
+    assert skipped.empty
     assert anova["subset"].tolist() == ["all", "variant=m3sl", "variant=unet"]
     assert anova.loc[1, "significant"] and anova.loc[1, "f"] > 100
     assert set(pairwise["subset"]) <= {"all", "variant=m3sl", "variant=unet"}
@@ -123,13 +124,30 @@ def test_cli_stats_writes_every_table(tmp_path):
 
 
 def test_comparisons_without_two_groups_are_reported_in_one_line(caplog):
-    table = pd.DataFrame({"stage": ["CN"] * 4, "scanner": ["A", "A", "B", "B"], "dice": [0.1, 0.2, 0.3, 0.4],
-                          "iou": [0.1, 0.1, 0.2, 0.2]})
+    table = pd.DataFrame({"stage": ["CN"] * 6, "scanner": ["A"] * 3 + ["B"] * 3, "dice": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+                          "iou": [0.1, 0.1, 0.2, 0.2, 0.3, 0.3]})
     with caplog.at_level("INFO", logger="wmhkit.stats.groups"):
-        anova, _ = compare_groups(table, by=["stage", "scanner"], metrics=["dice", "iou"])
+        anova, _, skipped = compare_groups(table, by=["stage", "scanner"], metrics=["dice", "iou"])
     assert sorted(anova["metric"]) == ["dice", "iou"]  # by scanner: two groups
-    lines = [r.getMessage() for r in caplog.records if "fewer than two groups" in r.getMessage()]
-    assert lines == ["2 comparison(s) skipped, fewer than two groups with data: dice by stage (all); iou by stage (all)"]
+    assert skipped["reason"].tolist() == ["fewer than two groups with 3 or more scans (CN: 6)"] * 2
+    lines = [r.getMessage() for r in caplog.records if "not run" in r.getMessage()]
+    assert lines == [("2 comparison(s) not run (too few scans per group, or no variation): dice by stage (all); "
+                      "iou by stage (all)")]
     with caplog.at_level("INFO", logger="wmhkit.stats.groups"):
         compare_groups(table, by=["stage"], metrics=["dice", "iou", "dice", "iou"])
     assert caplog.records[-1].getMessage().endswith("dice by stage (all); iou by stage (all); dice by stage (all); ...")
+
+
+def test_groups_of_one_or_two_scans_and_constant_values_are_not_tested():
+    """A demo-sized table: groups of 1–2 scans are left out, all-zero scores are not compared."""
+    table = pd.DataFrame({"variant": ["m3sl"] * 5 + ["baseline"] * 5, "stage": ["CN", "CN", "MCI", "AD", "AD"] * 2,
+                          "dice": [0.5, 0.6, 0.4, 0.55, 0.7] + [0.0] * 5, "iou": [0.0] * 10})
+    anova, _, skipped = compare_groups(table, by=["variant", "stage"], metrics=["dice", "iou"])
+    assert anova[["metric", "grouping"]].values.tolist() == [["dice", "variant"]]
+    reasons = dict(zip(skipped["metric"] + " " + skipped["subset"], skipped["reason"]))
+    assert reasons["iou all"] == "every value is 0 (nothing to compare)"
+    assert reasons["dice variant=m3sl"] == "fewer than two groups with 3 or more scans (AD: 2, CN: 2, MCI: 1)"
+    # a third group of two scans is left out of a comparison that two larger groups make possible
+    table = pd.DataFrame({"stage": ["CN"] * 3 + ["AD"] * 3 + ["MCI"] * 2, "dice": [0.1, 0.2, 0.3, 0.7, 0.8, 0.9, 5, 5]})
+    anova, _, skipped = compare_groups(table, by=["stage"], metrics=["dice"])
+    assert anova.loc[0, "groups"] == 2 and anova.loc[0, "n"] == 6 and skipped.empty

@@ -71,8 +71,10 @@ STATS_TABLES: tuple[tuple[str, str], ...] = (
     ("pairwise", "Pairwise t-tests (pooled variance, Holm–Bonferroni)"),
     ("agreement", "Volume agreement: ICC(2,1), Bland–Altman, Pearson"),
     ("confounders", "Confounder analysis (OLS of reference volume)"),
+    ("skipped", "Comparisons not run (too few scans per group, or no variation)"),
 )
-STATS_TEXT_COLUMNS = ("metric", "grouping", "subset", "group_a", "group_b", "reference", "predicted", "model", "term")
+STATS_TEXT_COLUMNS = ("metric", "grouping", "subset", "group_a", "group_b", "reference", "predicted", "model", "term",
+                      "reason")
 #: Groupings of the box plots, with their headings (the M3SL paper's Figures 5–7).
 BOXPLOT_GROUPINGS: tuple[tuple[str, str], ...] = (
     ("variant", "By model variant (cf. M3SL Figure 5)"),

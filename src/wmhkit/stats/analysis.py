@@ -45,15 +45,15 @@ def analyse_metrics(
     Returns
     -------
     dict
-        ``anova``, ``pairwise`` and, with ``volumes``, ``agreement`` and ``confounders``
+        ``anova``, ``pairwise``, ``skipped`` (comparisons not run: too few scans) and, with ``volumes``, ``agreement`` and ``confounders``
         tables (per variant when a ``variant`` column exists).
     """
     if metrics is None:
         metrics = [m for m in DEFAULT_METRICS if m in table.columns]
     if covariates and volumes is None:
         raise ValueError("covariates need the reference and predicted volume columns (--volumes)")
-    anova, pairwise = compare_groups(table, by=by, metrics=metrics)
-    results = {"anova": anova, "pairwise": pairwise}
+    anova, pairwise, skipped = compare_groups(table, by=by, metrics=metrics)
+    results = {"anova": anova, "pairwise": pairwise, "skipped": skipped}
     if volumes is not None:
         reference, predicted = volumes
         results["agreement"] = volume_agreement(table, reference=reference, predicted=predicted)

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 #: Skipped comparisons named in the one log line that reports them.
 SKIPPED_SHOWN = 3
+#: Groups with fewer scans than this are left out of the ANOVA and pair tests (a mean and a
+#: variance from one or two scans mean nothing); a comparison needs two such groups.
+MIN_GROUP_SCANS = 3
 
 #: Significance level of the ANOVA gate and of the Holm-corrected pair tests.
 ALPHA = 0.05
@@ -39,6 +42,8 @@ PAIRWISE_COLUMNS = (
     "metric", "grouping", "subset", "group_a", "group_b", "n_a", "n_b", "mean_a", "mean_b",
     "t", "df", "p", "p_holm", "significant",
 )
+#: Comparisons :func:`compare_groups` did not run, and why.
+SKIPPED_COLUMNS = ("metric", "grouping", "subset", "reason")
 
 
 def one_way_anova(values: pd.Series, groups: pd.Series) -> dict[str, float] | None:
@@ -97,8 +102,11 @@ def pairwise_ttests(values: pd.Series, groups: pd.Series, *, alpha: float = ALPH
 
 def compare_groups(
     table: pd.DataFrame, *, by: Sequence[str], metrics: Sequence[str], alpha: float = ALPHA
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """ANOVA of every metric across every grouping; pair tests where the ANOVA is significant.
+
+    Groups with fewer than :data:`MIN_GROUP_SCANS` scans are left out; a comparison with fewer
+    than two groups left, or whose values are all equal, is not run and is listed in ``skipped``.
 
     Parameters
     ----------
@@ -113,9 +121,9 @@ def compare_groups(
 
     Returns
     -------
-    anova, pairwise
-        Tables with :data:`ANOVA_COLUMNS` and :data:`PAIRWISE_COLUMNS`; ``subset`` is
-        ``"all"`` or ``"variant=<name>"``.
+    anova, pairwise, skipped
+        Tables with :data:`ANOVA_COLUMNS`, :data:`PAIRWISE_COLUMNS` and :data:`SKIPPED_COLUMNS`;
+        ``subset`` is ``"all"`` or ``"variant=<name>"``.
 
     Raises
     ------
@@ -126,31 +134,47 @@ def compare_groups(
     for metric in metrics:
         if not pd.api.types.is_numeric_dtype(table[metric]):
             raise ValueError(f"metric column {metric!r} is not numeric; choose numeric columns with --metrics")
-    anova_rows, pair_tables = [], []
-    skipped: list[str] = []
+    anova_rows, pair_tables, skipped = [], [], []
     for grouping in by:
         for subset, rows in _subsets(table, grouping):
             for metric in metrics:
-                result = one_way_anova(rows[metric], rows[grouping])
-                if result is None:
-                    skipped.append(f"{metric} by {grouping} ({subset})")
+                samples = _samples(rows[metric], rows[grouping])
+                reason = _untestable(samples)
+                if reason:
+                    skipped.append({"metric": metric, "grouping": grouping, "subset": subset, "reason": reason})
                     continue
+                tested = rows[rows[grouping].fillna("").astype(str).isin(
+                    [g for g, values in samples.items() if len(values) >= MIN_GROUP_SCANS])]
+                result = one_way_anova(tested[metric], tested[grouping])
                 significant = bool(result["p"] < alpha)
                 anova_rows.append({"metric": metric, "grouping": grouping, "subset": subset, **result,
                                    "significant": significant})
                 if significant:
-                    pairs = pairwise_ttests(rows[metric], rows[grouping], alpha=alpha)
+                    pairs = pairwise_ttests(tested[metric], tested[grouping], alpha=alpha)
                     pairs.insert(0, "subset", subset)
                     pairs.insert(0, "grouping", grouping)
                     pairs.insert(0, "metric", metric)
                     pair_tables.append(pairs)
     if skipped:
-        shown = "; ".join(skipped[:SKIPPED_SHOWN]) + ("; ..." if len(skipped) > SKIPPED_SHOWN else "")
-        log.info("%d comparison(s) skipped, fewer than two groups with data: %s", len(skipped), shown)
+        shown = "; ".join(f"{s['metric']} by {s['grouping']} ({s['subset']})" for s in skipped[:SKIPPED_SHOWN])
+        log.info("%d comparison(s) not run (too few scans per group, or no variation): %s%s", len(skipped), shown,
+                 "; ..." if len(skipped) > SKIPPED_SHOWN else "")
     anova = pd.DataFrame(anova_rows, columns=list(ANOVA_COLUMNS))
     pairwise = (pd.concat(pair_tables, ignore_index=True) if pair_tables
                 else pd.DataFrame(columns=list(PAIRWISE_COLUMNS)))
-    return anova, pairwise[list(PAIRWISE_COLUMNS)]
+    return anova, pairwise[list(PAIRWISE_COLUMNS)], pd.DataFrame(skipped, columns=list(SKIPPED_COLUMNS))
+
+
+def _untestable(samples: dict[str, np.ndarray]) -> str:
+    """Why a comparison of ``samples`` (group → values) means nothing, or "" when it can be tested."""
+    large = {group: values for group, values in samples.items() if len(values) >= MIN_GROUP_SCANS}
+    if len(large) < 2:
+        sizes = ", ".join(f"{group}: {len(values)}" for group, values in samples.items()) or "no values"
+        return f"fewer than two groups with {MIN_GROUP_SCANS} or more scans ({sizes})"
+    values = np.concatenate(list(large.values()))
+    if np.ptp(values) == 0:
+        return f"every value is {values[0]:g} (nothing to compare)"
+    return ""
 
 
 def variant_subsets(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
