@@ -263,12 +263,13 @@ def _add_library(
 
 
 def _library_on_template(path: Path, template: Template, mirror: bool) -> np.ndarray:
-    return _library_on_grid(path, template.shape, tuple(template.affine.ravel().tolist()), mirror)
+    return library_on_grid(path, template.shape, tuple(template.affine.ravel().tolist()), mirror)
 
 
 @functools.lru_cache(maxsize=16)
-def _library_on_grid(path: Path, shape: tuple[int, int, int], affine_flat: tuple[float, ...], mirror: bool) -> np.ndarray:
-    """Lesion fraction of a library mask on a grid, mapped through world coordinates (trilinear)."""
+def library_on_grid(path: Path, shape: tuple[int, int, int], affine_flat: tuple[float, ...], mirror: bool) -> np.ndarray:
+    """Lesion fraction (0–1, float32, ``shape``) of a library mask on a grid, mapped through world coordinates
+    (trilinear); ``affine_flat`` is the grid's 4×4 affine, raveled; ``mirror`` flips world x (left ↔ right)."""
     try:
         nifti = nib.load(path)
         mask = (np.asarray(nifti.dataobj, dtype=np.float32) > 0).astype(np.float32)
