@@ -1,6 +1,6 @@
 """Build the bundled starter model as M3SL, with its baseline twin and leave-one-out validation.
 
-Usage (about 2 h on 2 CPU cores; rerun the same command to resume after a kill)::
+Usage (about 2.5 h on 2 CPU cores; rerun the same command to resume after a kill)::
 
     OMP_NUM_THREADS=1 nice python benchmarks/build_starter.py --real-data ../shared/data/real --work WORK
 
@@ -17,8 +17,13 @@ training runs resume from their checkpoints):
 3. ``WORK/raw/variants``: each annotated Lesjak scan re-acquired at four clinical
    resolutions other than the two of ``bench_clinical.py`` (0.7×0.7×5, 1×1×3, 0.5×0.5×7
    and 0.9×0.9×4 mm; whole head or stripped, five storages), with its gold mask.
-4. ``WORK/raw/manifest.tsv``: phantoms (gold = truth), the three annotated Lesjak scans
-   and their variants (gold = expert consensus), the 23 NiChart FLAIRs of adults aged
+   ``WORK/raw/transplants``: ``--transplants`` scans per annotated patient with the
+   lesions of a library patient transplanted into its real FLAIR
+   (:func:`wmhkit.synth.transplant.transplant_lesions`: real anatomy and scanner texture,
+   real lesion shapes and loads of 0.3–52 mL, gold = host consensus ∪ transplanted
+   lesions), every other one re-acquired like the variants.
+4. ``WORK/raw/manifest.tsv``: phantoms (gold = truth), the three annotated Lesjak scans,
+   their variants and transplants (gold = expert consensus), the 23 NiChart FLAIRs of adults aged
    69–96 (no gold; their DLWMLS masks as the external bronze rater ``external_dlwmls``,
    agreement with a tool, never gold). Real files are read where they are (absolute paths).
 5. ``wmhkit prepare`` at the model's working grid: 1 mm isotropic (``--working-spacing-mm
@@ -26,7 +31,7 @@ training runs resume from their checkpoints):
 6. ``wmhkit bronze`` (``--bronze-methods`` plus the imported DLWMLS masks) and ``wmhkit
    silver`` (STAPLE over every rater) on the NiChart scans.
 7. ``WORK/train-all.tsv`` and one ``WORK/train-without-<patient>.tsv`` per annotated
-   patient (that patient's scan and its variants lose their gold).
+   patient (that patient's scan, its variants and the transplants into it lose their gold).
 8. Training (configs ``starter-pretrain``, ``starter``, ``starter-baseline`` in
    ``src/wmhkit/configs``): ``WORK/runs/pretrain`` = the M3SL bronze and silver stages on
    the NiChart scans (no annotated scan is in them); then the gold stage twice on every
@@ -74,8 +79,15 @@ from wmhkit.demo.models import fitted_pad_shape
 from wmhkit.io.manifest import read_manifest, write_manifest
 from wmhkit.io.nifti import load_image, load_mask, save_mask
 from wmhkit.models.folder import write_model_folder
-from wmhkit.synth.degrade import STORAGES, ClinicalAcquisition, clinical_variant, save_stored_image
+from wmhkit.synth.degrade import (
+    STORAGES,
+    ClinicalAcquisition,
+    clinical_variant,
+    save_stored_image,
+)
 from wmhkit.synth.head import draw_head
+from wmhkit.synth.lesions import lesion_library_files
+from wmhkit.synth.transplant import transplant_lesions
 from wmhkit.train.config import resolve_config_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,6 +97,7 @@ ANNOTATED_PATIENTS = ("patient07", "patient19", "patient26")
 ANNOTATED_DATASET = "lesjak2018-annotated"
 ANNOTATED_SCANS = tuple(f"lesjak-{patient}" for patient in ANNOTATED_PATIENTS)
 VARIANT_DATASET = "lesjak2018-train-variants"
+TRANSPLANT_DATASET = "lesjak2018-transplants"
 #: Training re-acquisitions of the annotated scans: name → (voxel size in mm, whole head).
 TRAIN_VARIANTS: dict[str, tuple[tuple[float, float, float], bool]] = {
     "0.7x0.7x5-head": ((0.7, 0.7, 5.0), True),
@@ -100,8 +113,8 @@ THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)
 PHANTOM_TESTS = 10
 #: ``trained_on`` of the shipped model (written into every predict sidecar).
 TRAINED_ON = ("wmhkit starter: M3SL bronze and silver stages on 23 NiChart FLAIRs of older adults, gold stage on "
-              "48 domain-randomised phantoms and 3 Lesjak 2018 MS scans with 12 clinical re-acquisitions; "
-              "see MODEL_CARD.md")
+              "48 domain-randomised phantoms and 3 Lesjak 2018 MS scans with 12 clinical re-acquisitions and 18 "
+              "lesion transplants; see MODEL_CARD.md")
 #: Prepare options of every training scan: the working grid the shipped model declares.
 PREPARE_ARGS = ["--working-spacing-mm", "1,1,1", "--thick-slice-mm", "100"]
 
@@ -114,10 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, required=True, help="work folder (created)")
     parser.add_argument("--phantoms", type=int, default=48, help="1 mm domain-randomised phantom subjects")
     parser.add_argument("--seed", type=int, default=0, help="phantom cohort and variant seed")
+    parser.add_argument("--transplants", type=int, default=6,
+                        help="scans per annotated patient with a library patient's lesions transplanted into it")
     parser.add_argument("--bronze-methods", default="outlier,growth,lpa", help="wmhkit's bronze methods")
     parser.add_argument("--jobs", type=int, default=2, help="training runs side by side (one thread each)")
     parser.add_argument("--workers", type=int, default=2, help="prepare/bronze worker processes")
-    parser.add_argument("--loo-epochs", type=int, default=3, help="gold epochs of the leave-one-out runs")
+    parser.add_argument("--loo-epochs", type=int, default=6, help="gold epochs of the leave-one-out runs")
     parser.add_argument("--loo-twins", default="m3sl,baseline",
                         help="twins trained and scored leave-one-out (comma-separated; m3sl alone halves the time)")
     parser.add_argument("--skip-loo", action="store_true", help="train and install the final twins only")
@@ -159,7 +174,9 @@ def build_training_manifests(real_data: Path, work: Path, args: argparse.Namespa
               "--scanners", "R", "--lesion-library", str(library), "--with-brain-mask"], "synth")
     raw_manifest = raw / "manifest.tsv"
     if not raw_manifest.exists():
-        rows = phantom_rows(phantoms) + annotated_rows(real_data, raw / "variants", args.seed) + nichart_rows(real_data)
+        rows = (phantom_rows(phantoms) + annotated_rows(real_data, raw / "variants", args.seed)
+                + transplant_rows(real_data, library, raw / "transplants", args.seed, args.transplants)
+                + nichart_rows(real_data))
         write_manifest(pd.DataFrame(rows).fillna(""), raw_manifest)
     prepared_manifest = prepared / "manifest.tsv"
     if not (prepared / "prepare.done").exists():
@@ -221,25 +238,68 @@ def annotated_rows(real_data: Path, folder: Path, seed: int) -> list[dict[str, s
         rows.append({"subject": f"lesjak-{patient}", "dataset": ANNOTATED_DATASET, "scanner": "lesjak-3T-3D",
                      "flair": str(source / "FLAIR.nii.gz"), "gold": str(source / "consensus.nii.gz"),
                      "source_patient": patient})
-        for index, (name, (spacing, head)) in enumerate(TRAIN_VARIANTS.items()):
+        for index, name in enumerate(TRAIN_VARIANTS):
             scan_id = f"lesjak-{patient}-{name}"
             flair_path, gold_path = folder / f"{scan_id}_FLAIR.nii.gz", folder / f"{scan_id}_gold.nii.gz"
-            storage = list(STORAGES.values())[(number * len(TRAIN_VARIANTS) + index) % len(STORAGES)]
             if not (flair_path.is_file() and gold_path.is_file()):
                 rng = np.random.default_rng([seed, 1000 + number, index])
-                orientation = ("LPS", "LAS", "RAS")[index % 3]
-                tilt = (float(rng.uniform(-12.0, 12.0)), 0.0, float(rng.uniform(-5.0, 5.0)))
-                acquisition = ClinicalAcquisition(spacing, orientation, tilt, 25.0 if head else 10.0)
-                image, gold = clinical_variant(
-                    load_image(source / "FLAIR.nii.gz"),
-                    load_mask(source / "consensus.nii.gz", allowed_labels=(0, 1, 2)), acquisition,
-                    head=draw_head(0.3, rng) if head else None, noise=0.02 if head else 0.0, rng=rng)
-                save_stored_image(image, flair_path, storage)
-                save_mask(gold, gold_path)
-                log.info("variant %s written (%s, %s)", scan_id, image.shape, storage.name)
+                _reacquire(*_annotated_scan(source), name, index, rng, flair_path, gold_path,
+                           number * len(TRAIN_VARIANTS) + index)
             rows.append({"subject": scan_id, "dataset": VARIANT_DATASET, "scanner": name,
                          "flair": str(flair_path), "gold": str(gold_path), "source_patient": patient})
     return rows
+
+
+def transplant_rows(real_data: Path, library: Path, folder: Path, seed: int, per_host: int) -> list[dict[str, str]]:
+    """``per_host`` scans per annotated patient with the lesions of a library patient transplanted into it
+    (:func:`wmhkit.synth.transplant.transplant_lesions`), every other one re-acquired at a training resolution
+    (written to ``folder`` once). Each keeps its host as ``source_patient``: it loses its gold when the host is
+    left out."""
+    folder.mkdir(parents=True, exist_ok=True)
+    donors = lesion_library_files(library)
+    rows = []
+    for number, patient in enumerate(ANNOTATED_PATIENTS):
+        source = real_data / "lesjak2018" / "annotated" / patient
+        rng = np.random.default_rng([seed, 2000 + number])
+        for index, donor in enumerate(rng.choice(donors, size=per_host, replace=False)):
+            resolution = list(TRAIN_VARIANTS)[index // 2 % len(TRAIN_VARIANTS)] if index % 2 else "1mm"
+            scan_id = f"lesjak-{patient}-with-{Path(donor).name.removesuffix('.nii.gz')}-{resolution}"
+            flair_path, gold_path = folder / f"{scan_id}_FLAIR.nii.gz", folder / f"{scan_id}_gold.nii.gz"
+            scan_rng = np.random.default_rng([seed, 2000 + number, index])
+            if not (flair_path.is_file() and gold_path.is_file()):
+                flair, gold = _annotated_scan(source)
+                flair, gold, added_ml = transplant_lesions(flair, gold, Path(donor), scan_rng,
+                                                           mirror=bool(scan_rng.random() < 0.5))
+                if resolution == "1mm":
+                    save_mask(gold, gold_path)
+                    save_stored_image(flair, flair_path, STORAGES["float32"])
+                else:
+                    _reacquire(flair, gold, resolution, index, scan_rng, flair_path, gold_path, number + index)
+                log.info("transplant %s written (%.1f mL added)", scan_id, added_ml)
+            rows.append({"subject": scan_id, "dataset": TRANSPLANT_DATASET, "scanner": resolution,
+                         "flair": str(flair_path), "gold": str(gold_path), "source_patient": patient})
+    return rows
+
+
+def _annotated_scan(source: Path) -> tuple:
+    """An annotated Lesjak patient's FLAIR and consensus mask."""
+    return (load_image(source / "FLAIR.nii.gz"),
+            load_mask(source / "consensus.nii.gz", allowed_labels=(0, 1, 2)))
+
+
+def _reacquire(flair, gold, name: str, index: int, rng: np.random.Generator, flair_path: Path, gold_path: Path,
+               storage_index: int) -> None:
+    """Write ``flair``/``gold`` re-acquired as training variant ``name`` (:data:`TRAIN_VARIANTS`)."""
+    spacing, head = TRAIN_VARIANTS[name]
+    storage = list(STORAGES.values())[storage_index % len(STORAGES)]
+    orientation = ("LPS", "LAS", "RAS")[index % 3]
+    tilt = (float(rng.uniform(-12.0, 12.0)), 0.0, float(rng.uniform(-5.0, 5.0)))
+    acquisition = ClinicalAcquisition(spacing, orientation, tilt, 25.0 if head else 10.0)
+    image, mask = clinical_variant(flair, gold, acquisition, head=draw_head(0.3, rng) if head else None,
+                                   noise=0.02 if head else 0.0, rng=rng)
+    save_stored_image(image, flair_path, storage)
+    save_mask(mask, gold_path)
+    log.info("variant %s written (%s, %s)", flair_path.name, image.shape, storage.name)
 
 
 def nichart_rows(real_data: Path) -> list[dict[str, str]]:
