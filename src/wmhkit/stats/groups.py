@@ -49,7 +49,7 @@ SKIPPED_COLUMNS = ("metric", "grouping", "subset", "reason")
 def one_way_anova(values: pd.Series, groups: pd.Series) -> dict[str, float] | None:
     """One-way ANOVA of ``values`` across the labels in ``groups``.
 
-    NaN values and empty group labels are left out.
+    NaN values, empty group labels and groups of fewer than :data:`MIN_GROUP_SCANS` values are left out.
 
     Returns
     -------
@@ -57,7 +57,7 @@ def one_way_anova(values: pd.Series, groups: pd.Series) -> dict[str, float] | No
         ``groups`` (count), ``n``, ``f``, ``df_between``, ``df_within``, ``p``; None when
         fewer than two groups, or no within-group degree of freedom, remain.
     """
-    samples = _samples(values, groups)
+    samples = _tested_samples(values, groups)
     n = sum(len(s) for s in samples.values())
     if len(samples) < 2 or n - len(samples) < 1:
         return None
@@ -76,10 +76,10 @@ def pairwise_ttests(values: pd.Series, groups: pd.Series, *, alpha: float = ALPH
     pandas.DataFrame
         One row per pair (groups in sorted order): ``group_a``, ``group_b``, ``n_a``,
         ``n_b``, ``mean_a``, ``mean_b``, ``t``, ``df``, ``p``, ``p_holm``, ``significant``
-        (``p_holm`` < ``alpha``). Pairs where a group has fewer than 2 values
-        are left out (no variance estimate).
+        (``p_holm`` < ``alpha``). Groups of fewer than :data:`MIN_GROUP_SCANS` values
+        are left out.
     """
-    samples = {k: v for k, v in _samples(values, groups).items() if len(v) >= 2}
+    samples = _tested_samples(values, groups)
     rows = []
     for group_a, group_b in itertools.combinations(sorted(samples), 2):
         a, b = samples[group_a], samples[group_b]
@@ -143,14 +143,12 @@ def compare_groups(
                 if reason:
                     skipped.append({"metric": metric, "grouping": grouping, "subset": subset, "reason": reason})
                     continue
-                tested = rows[rows[grouping].fillna("").astype(str).isin(
-                    [g for g, values in samples.items() if len(values) >= MIN_GROUP_SCANS])]
-                result = one_way_anova(tested[metric], tested[grouping])
+                result = one_way_anova(rows[metric], rows[grouping])
                 significant = bool(result["p"] < alpha)
                 anova_rows.append({"metric": metric, "grouping": grouping, "subset": subset, **result,
                                    "significant": significant})
                 if significant:
-                    pairs = pairwise_ttests(tested[metric], tested[grouping], alpha=alpha)
+                    pairs = pairwise_ttests(rows[metric], rows[grouping], alpha=alpha)
                     pairs.insert(0, "subset", subset)
                     pairs.insert(0, "grouping", grouping)
                     pairs.insert(0, "metric", metric)
@@ -167,7 +165,7 @@ def compare_groups(
 
 def _untestable(samples: dict[str, np.ndarray]) -> str:
     """Why a comparison of ``samples`` (group → values) means nothing, or "" when it can be tested."""
-    large = {group: values for group, values in samples.items() if len(values) >= MIN_GROUP_SCANS}
+    large = _large_groups(samples)
     if len(large) < 2:
         sizes = ", ".join(f"{group}: {len(values)}" for group, values in samples.items()) or "no values"
         return f"fewer than two groups with {MIN_GROUP_SCANS} or more scans ({sizes})"
@@ -201,6 +199,15 @@ def _samples(values: pd.Series, groups: pd.Series) -> dict[str, np.ndarray]:
     for label in sorted(labels[keep].unique()):
         samples[label] = values[keep & (labels == label)].to_numpy(dtype=np.float64)
     return samples
+
+
+def _tested_samples(values: pd.Series, groups: pd.Series) -> dict[str, np.ndarray]:
+    """:func:`_samples` without the groups of fewer than :data:`MIN_GROUP_SCANS` values."""
+    return _large_groups(_samples(values, groups))
+
+
+def _large_groups(samples: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {group: values for group, values in samples.items() if len(values) >= MIN_GROUP_SCANS}
 
 
 def _require_columns(table: pd.DataFrame, columns: Sequence[str]) -> None:
