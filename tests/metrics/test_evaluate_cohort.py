@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from wmhkit.cli import main
-from wmhkit.errors import GeometryError, InputError, ManifestError, MaskError
+from wmhkit.errors import GeometryError, InputError, MaskError
 from wmhkit.io.image import Image
 from wmhkit.metrics.evaluate import evaluate, evaluate_cohort, resample_nearest
 from wmhkit.metrics.segmentation import METRIC_COLUMNS
@@ -170,11 +170,26 @@ def test_manifest_row_with_gold_but_no_prediction_is_an_error(tmp_path):
         evaluate_cohort(manifest=manifest)
 
 
-def test_manifest_prediction_path_may_not_escape(tmp_path):
+def test_manifest_paths_may_be_absolute_or_lead_out_of_its_folder(tmp_path):
+    """Read-only data elsewhere on disk: gold by absolute path, prediction via '..' (issue 20)."""
+    (tmp_path / "data").mkdir()
+    pred_dir, gold_dir = _cohort(tmp_path / "data")
+    study = tmp_path / "study"
+    study.mkdir()
+    _save(study / "flair.nii.gz", np.zeros((12, 12, 4), np.float32))
+    manifest = _manifest(study, [
+        ("s01", "", "a", "CN", "flair.nii.gz", str(gold_dir / "s01.nii.gz"), "../data/pred/s01.nii.gz"),
+    ])
+    table = evaluate_cohort(manifest=manifest)
+    expected = evaluate(pred_dir / "s01.nii.gz", gold_dir / "s01.nii.gz")
+    assert table.iloc[0][list(METRIC_COLUMNS)].to_dict() == pytest.approx(expected, nan_ok=True)
+
+
+def test_manifest_prediction_that_does_not_exist_is_named(tmp_path):
     _cohort(tmp_path)
     _save(tmp_path / "flair.nii.gz", np.zeros((12, 12, 4), np.float32))
     manifest = _manifest(tmp_path, [("s01", "", "a", "CN", "flair.nii.gz", "gold/s01.nii.gz", "../x.nii.gz")])
-    with pytest.raises(ManifestError, match="row 1"):
+    with pytest.raises(InputError, match="x.nii.gz"):
         evaluate_cohort(manifest=manifest)
 
 

@@ -13,13 +13,13 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from wmhkit.errors import GeometryError, InputError, ManifestError, MaskError
+from wmhkit.errors import GeometryError, InputError, MaskError
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import Manifest, is_path_column, read_manifest
 from wmhkit.io.nifti import NIFTI_SUFFIXES, load_image, load_mask, nifti_stem
@@ -233,16 +233,12 @@ def _source_files(
                 manifest.source, f"manifest has no {role} column {column!r}",
                 f"name an existing column (columns: {', '.join(manifest.table.columns)})",
             )
+        # Relative to the manifest's folder, or absolute / with '..' (data elsewhere on disk), as in every manifest.
         files = {}
-        for index, row in enumerate(manifest.rows(), start=1):
-            cell = row[column].strip()
-            if cell:
-                posix = PurePosixPath(cell.replace("\\", "/"))
-                if posix.is_absolute() or os.path.isabs(cell) or ".." in posix.parts or "\x00" in cell:
-                    raise ManifestError(manifest.source, f"{column} path {cell!r} is absolute or leaves the "
-                                        "manifest's folder", "use a path relative to the manifest's folder",
-                                        row=index)
-                files[manifest.scan_id(row)] = manifest.root / cell
+        for row in manifest.rows():
+            path = manifest.path(row, column)
+            if path is not None:
+                files[manifest.scan_id(row)] = path
         return files
     folder = Path(source)
     if not folder.is_dir():

@@ -21,10 +21,14 @@ Top-level keys (defaults in brackets)::
     device          auto | cpu | cuda                           [auto]
     tensorboard     also log to TensorBoard when installed      [true]
     data            {pad_shape: [256,256,256], patch_size: 64, min_lesion_voxels: 1,
-                     background_fraction: 0.0}
+                     background_fraction: 0.0, balance_by: null}
                     background_fraction, in [0, 1): share of the training (and
                     validation) slices cut from lesion-free blocks inside the
-                    brain; 0 keeps only the lesion blocks (M3SL)
+                    brain; 0 keeps only the lesion blocks (M3SL).
+                    balance_by: a manifest column (e.g. dataset) whose values
+                    get equal shares of each epoch's slices and of the
+                    validation slices, whatever their numbers of lesion blocks;
+                    null draws every slice alike
     loss            {alpha: 0.25, gamma: 2.0, dice_weight: 1.0, focal_weight: 1.0}
     augmentation    {flip: true, rotate90: false, intensity_scale: 0.0, intensity_shift: 0.0, noise_std: 0.0}
     stages          list of stages, run in order (below)
@@ -89,6 +93,8 @@ class DataConfig:
     min_lesion_voxels: int = 1
     #: Share of the slices cut from lesion-free brain blocks (0 = lesion blocks only, as in M3SL).
     background_fraction: float = 0.0
+    #: Manifest column whose groups share each epoch's (and the validation) slices equally; None: uniform draw.
+    balance_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,8 +174,9 @@ class TrainConfig(RecordedConfig):
     def identity(self) -> dict[str, Any]:
         """The settings that determine the trained weights (for the config hash)."""
         record = super().identity()
-        if self.data.background_fraction == 0.0:  # keeps the hash of configs written before the option
-            record["data"].pop("background_fraction")
+        for option, unset in (("background_fraction", 0.0), ("balance_by", None)):
+            if getattr(self.data, option) == unset:  # keeps the hash of configs written before the option
+                record["data"].pop(option)
         return record
 
 

@@ -125,7 +125,8 @@ class ConfigReader:
                           defaults: Mapping[str, Any] | None = None) -> Any:
         """The section ``top[key]`` (absent or null: every default) as a ``cls`` dataclass.
 
-        A field is read by the type of its default (bool, int, float, tuple of ints), within the
+        A field is read by the type of its default (bool, int, float, tuple of ints; None: an optional
+        string), within the
         ``minimum`` / ``maximum`` (``open``: ends excluded) of its metadata (numbers: ``minimum`` 0 unless
         given), or as one of its metadata's ``choices``; ``defaults`` replace the class's defaults.
         """
@@ -150,6 +151,8 @@ class ConfigReader:
                                              maximum=rules.get("maximum"), open_interval=rules.get("open", False))
             elif isinstance(default, tuple):
                 values[f.name] = tuple(self.integer_list(section, at, f.name, len(default)))
+            elif default is None:
+                values[f.name] = self.optional_str(section, at, f.name)
         return cls(**values)
 
     def string(self, item: Mapping[str, Any], at: str, key: str, default: str | None) -> str:

@@ -6,7 +6,9 @@ zero-padded to ``pad_shape`` (256³ by default), cut into ``patch_size``³ block
 lesion voxels are kept. With ``data.background_fraction`` f > 0, lesion-free
 blocks inside the brain are added, ``round(n f / (1 - f))`` per scan with n
 lesion blocks (as many as the scan has), so that about a share f of the slices,
-and of each epoch's uniformly drawn slices, shows lesion-free brain. A plane's examples are
+and of each epoch's uniformly drawn slices, shows lesion-free brain. With ``data.balance_by`` (a
+manifest column such as ``dataset``) each of that column's groups gets an equal share of every epoch
+and of the validation slices (:func:`epoch_order`). A plane's examples are
 every 2D slice of those blocks along that plane's axis: images ``(M, P, P)``
 float32, labels ``(M, P, P)`` uint8 (0, 1, and 2 = ignored, from MICCAI gold).
 
@@ -64,16 +66,27 @@ class LabelSource:
     flair: Path
     labels: tuple[Path, ...]
     combine: str  # "single", "union", "majority" or "each"
+    #: The scan's value in the config's ``data.balance_by`` column ("" when not balancing).
+    group: str = ""
 
 
-def stage_label_sources(manifest: Manifest, scan_ids: list[str], stage: StageConfig) -> list[LabelSource]:
-    """Label files of ``scan_ids`` for ``stage``.
+def stage_label_sources(manifest: Manifest, scan_ids: list[str], stage: StageConfig,
+                        balance_by: str | None = None) -> list[LabelSource]:
+    """Label files of ``scan_ids`` for ``stage``, each with its ``balance_by`` column's value as group.
 
     Scans without that label are left out (logged). So are scans whose bronze or
     silver masks are all empty: only blocks with lesion are trained on, so such a
     scan adds nothing, and drawn into a validation split it could leave it without
     a single block. Empty gold masks stay (a gold scan without WMH is a real test case).
+
+    Raises
+    ------
+    InputError
+        When the manifest lacks the ``balance_by`` column or a stage's label column.
     """
+    if balance_by is not None and balance_by not in manifest.table.columns:
+        raise InputError(manifest.source, f"data.balance_by names column {balance_by!r}, which the manifest lacks",
+                         f"add a {balance_by} column (e.g. dataset) or remove data.balance_by from the config")
     wanted = set(scan_ids)
     sources = []
     for row in manifest.rows():
@@ -86,7 +99,8 @@ def stage_label_sources(manifest: Manifest, scan_ids: list[str], stage: StageCon
             log.info("%s: no %s label; left out of stage %s", scan_id, stage.labels, stage.name)
             continue
         combine = stage.bronze_combine if stage.labels == "bronze" else "single"
-        source = LabelSource(scan_id, manifest.path(row, "flair"), tuple(paths), combine)
+        group = row.get(balance_by, "") if balance_by is not None else ""
+        source = LabelSource(scan_id, manifest.path(row, "flair"), tuple(paths), combine, group)
         if stage.labels != "gold" and not has_lesion(source, allowed_labels=BINARY_LABELS):
             log.info("%s: its %s masks are empty; left out of stage %s", scan_id, stage.labels, stage.name)
             continue
@@ -206,47 +220,77 @@ def _padded(volume: np.ndarray, data: DataConfig, where: Path) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SliceSet:
-    """2D examples of one plane: ``images`` float32 ``(M, P, P)`` and ``labels`` uint8 ``(M, P, P)``."""
+    """2D examples of one plane: ``images`` float32 ``(M, P, P)``, ``labels`` uint8 ``(M, P, P)`` and
+    ``groups`` int64 ``(M,)``, each slice's balancing group (:func:`epoch_order`; all 0 when not balancing)."""
 
     images: np.ndarray
     labels: np.ndarray
+    groups: np.ndarray
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
     @classmethod
-    def from_blocks(cls, images: np.ndarray, labels: np.ndarray, plane: str) -> SliceSet:
-        """Every slice along ``plane`` of blocks ``(N, P, P, P)`` (canonical axes)."""
+    def empty(cls, size: int) -> SliceSet:
+        return cls(np.zeros((0, size, size), np.float32), np.zeros((0, size, size), np.uint8), np.zeros(0, np.int64))
+
+    @classmethod
+    def from_blocks(cls, images: np.ndarray, labels: np.ndarray, plane: str,
+                    block_groups: np.ndarray | None = None) -> SliceSet:
+        """Every slice along ``plane`` of blocks ``(N, P, P, P)`` (canonical axes); each slice gets its
+        block's group of ``block_groups`` ``(N,)`` (None: group 0)."""
         if images.shape[0] == 0:
-            size = images.shape[1] if images.ndim == 4 else 0
-            return cls(np.zeros((0, size, size), np.float32), np.zeros((0, size, size), np.uint8))
+            return cls.empty(images.shape[1] if images.ndim == 4 else 0)
         stack = lambda blocks: np.concatenate([slices_along(b, plane) for b in blocks])  # noqa: E731
-        return cls(np.ascontiguousarray(stack(images)), np.ascontiguousarray(stack(labels)))
+        slices = np.ascontiguousarray(stack(images))
+        per_block = slices.shape[0] // images.shape[0]
+        groups = np.zeros(images.shape[0], np.int64) if block_groups is None else np.asarray(block_groups, np.int64)
+        return cls(slices, np.ascontiguousarray(stack(labels)), np.repeat(groups, per_block))
 
     def subset(self, indices: np.ndarray) -> SliceSet:
-        return SliceSet(self.images[indices], self.labels[indices])
+        return SliceSet(self.images[indices], self.labels[indices], self.groups[indices])
 
 
 def load_slice_set(sources: list[LabelSource], data: DataConfig, plane: str) -> SliceSet:
-    """All slices of the blocks of ``sources`` (:func:`scan_blocks`) along ``plane``, in source order."""
-    images, labels = [], []
+    """All slices of the blocks of ``sources`` (:func:`scan_blocks`) along ``plane``, in source order; slices
+    of sources with the same :attr:`LabelSource.group` share a group number (numbered in sorted order)."""
+    codes = {group: code for code, group in enumerate(sorted({source.group for source in sources}))}
+    images, labels, groups = [], [], []
     for source in sources:
         block_images, block_labels = scan_blocks(source, data)
         log.debug("%s: %d blocks", source.scan_id, block_images.shape[0])
         images.append(block_images)
         labels.append(block_labels)
+        groups.append(np.full(block_images.shape[0], codes[source.group], np.int64))
     if not images:
-        size = data.patch_size
-        return SliceSet(np.zeros((0, size, size), np.float32), np.zeros((0, size, size), np.uint8))
-    return SliceSet.from_blocks(np.concatenate(images), np.concatenate(labels), plane)
+        return SliceSet.empty(data.patch_size)
+    return SliceSet.from_blocks(np.concatenate(images), np.concatenate(labels), plane, np.concatenate(groups))
 
 
-def epoch_order(n_slices: int, rng: np.random.Generator, slices_per_epoch: int | None = None) -> np.ndarray:
-    """Shuffled slice indices of one epoch (``slices_per_epoch`` of them, without repeats while possible)."""
-    order = rng.permutation(n_slices)
-    if slices_per_epoch is not None and slices_per_epoch < n_slices:
-        order = order[:slices_per_epoch]
-    return order
+def epoch_order(n_slices: int, rng: np.random.Generator, slices_per_epoch: int | None = None,
+                groups: np.ndarray | None = None) -> np.ndarray:
+    """Shuffled slice indices of one epoch (``slices_per_epoch`` of them, without repeats while possible).
+
+    With ``groups`` ``(n_slices,)`` of two or more values, every group gets an equal share of the
+    epoch's ``slices_per_epoch`` (all ``n_slices`` when None), split as evenly as the count allows: a
+    small group's slices repeat (each drawn once before any twice), a large group's are drawn without
+    repeats. Without groups a group of many lesion blocks (say phantoms with large loads) would fill
+    most of every epoch.
+    """
+    if groups is None or np.unique(groups).size < 2:
+        order = rng.permutation(n_slices)
+        if slices_per_epoch is not None and slices_per_epoch < n_slices:
+            order = order[:slices_per_epoch]
+        return order
+    wanted = n_slices if slices_per_epoch is None else slices_per_epoch
+    members = [np.flatnonzero(groups == value) for value in np.unique(groups)]
+    quotas = np.full(len(members), wanted // len(members))
+    quotas[: wanted % len(members)] += 1
+    drawn = []
+    for indices, quota in zip(members, quotas):
+        rounds = -(-int(quota) // indices.size)
+        drawn.append(np.concatenate([rng.permutation(indices) for _ in range(rounds)])[:quota])
+    return rng.permutation(np.concatenate(drawn))
 
 
 def augment(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,

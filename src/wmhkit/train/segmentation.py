@@ -135,7 +135,7 @@ def plan_run(config: TrainConfig, manifest_path: str | os.PathLike[str], *,
         elif stage.scans == "with_gold":
             rows = [r for r in rows if r.get("gold", "")]
         ids = [manifest.scan_id(r) for r in rows]
-        sources = stage_label_sources(manifest, ids, stage)
+        sources = stage_label_sources(manifest, ids, stage, config.data.balance_by)
         labelled = {s.scan_id for s in sources}
         rows = [r for r in rows if manifest.scan_id(r) in labelled]
         ids = [manifest.scan_id(r) for r in rows]
@@ -374,8 +374,8 @@ def _unit_data(plan: RunPlan, stage_index: int, plane: str, split: Split) -> tup
             raise InputError(plan.manifest.source, f"stage {stage.name!r}: the {role} scans have no lesion block",
                              "check the labels, lower data.min_lesion_voxels or add scans")
     if stage.val_slices is not None and stage.val_slices < len(val_set):
-        chosen = np.sort(np.random.default_rng([config.seed, stage_index, 7]).permutation(len(val_set))[:stage.val_slices])
-        val_set = val_set.subset(chosen)
+        rng = np.random.default_rng([config.seed, stage_index, 7])
+        val_set = val_set.subset(np.sort(epoch_order(len(val_set), rng, stage.val_slices, val_set.groups)))
     return train_set, val_set
 
 
@@ -406,7 +406,8 @@ class SliceTask:
         """This rank's share of the epoch's slices (``slices_per_epoch`` drawn), augmented, in batches."""
         config, stage = self.plan.config, self.plan.config.stages[self.stage_index]
         rng = epoch_generator(config.seed, epoch, *self.stream)
-        order = distributed.shard(epoch_order(len(self.train_set), rng, stage.slices_per_epoch), self.context)
+        order = distributed.shard(epoch_order(len(self.train_set), rng, stage.slices_per_epoch, self.train_set.groups),
+                                  self.context)
         per_rank = max(1, stage.batch_size // self.context.world_size)
         starts = range(0, len(order), per_rank)
 
