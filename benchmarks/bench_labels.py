@@ -27,6 +27,9 @@ NiChart (``--nichart``, with ``--real-data``): the 23 whole-head FLAIR + T1 scan
 the choice), their DLWMLS masks imported as the external rater ``bronze_dlwmls``
 (``external_dlwmls`` column) and left out of silver; each method's and silver's
 agreement with DLWMLS: mean Dice and ICC(2,1) of volumes (agreement with a tool, not truth).
+
+``--flair-only`` leaves the T1s out (the common clinical case; the methods then use the FLAIR-only
+tissue model with the MNI atlas priors); use another ``--out`` than a run with T1s.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ from wmhkit.synth.cohort import synthesize_cohort
 SILVER_ONLY = False
 #: Set from --prepare-only: stop after synthesis and prepare.
 PREPARE_ONLY = False
+#: Set from --flair-only: the manifests get no T1.
+FLAIR_ONLY = False
 #: Set from --methods: the bronze methods run (and fused by silver).
 METHODS: tuple[str, ...] = ("outlier", "growth", "tophat", "lpa")
 #: Consensus rule and rater set of each row of the "silver variants" table (those whose methods were all run).
@@ -72,7 +77,7 @@ SILVER_VARIANTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def main() -> None:
-    global SILVER_ONLY, PREPARE_ONLY, METHODS
+    global SILVER_ONLY, PREPARE_ONLY, METHODS, FLAIR_ONLY
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phantoms", type=int, default=30, help="phantom subjects (0 to skip)")
     parser.add_argument("--real-data", type=Path, default=None, help="the shared real-data folder (optional)")
@@ -91,10 +96,12 @@ def main() -> None:
     parser.add_argument("--nichart", action="store_true",
                         help="with --real-data: also the NiChart demo scans with DLWMLS agreement")
     parser.add_argument("--skip-lesjak", action="store_true", help="with --real-data: skip the Lesjak scans")
+    parser.add_argument("--flair-only", action="store_true", help="leave the real scans' T1s out")
     args = parser.parse_args()
     SILVER_ONLY = args.silver_only and args.reuse
     PREPARE_ONLY = args.prepare_only
     METHODS = tuple(m for m in args.methods.split(",") if m)
+    FLAIR_ONLY = args.flair_only
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.phantoms > 0:
@@ -145,7 +152,7 @@ def run_real(work: Path, real: Path, reuse: bool, annotated_only: bool) -> None:
         name = path.name.removesuffix(".nii.gz").replace("-FLAIR", "")
         _copy(path.parent, raw / name, (path.name,))
         rows.append({"subject": name, "dataset": "other", "scanner": name, "flair": f"{name}/{path.name}"})
-    manifest = write_manifest(pd.DataFrame(rows).fillna(""), raw / "manifest.tsv")
+    manifest = write_manifest(_without_t1(pd.DataFrame(rows).fillna("")), raw / "manifest.tsv")
     prepared = prepare_manifest(manifest, work / "prepared", options=_prepare_options())
     for failure in prepared.failures:
         print(f"- prepare failed for {failure.subject}: {failure.error}")
@@ -162,7 +169,7 @@ def run_nichart(work: Path, folder: Path, reuse: bool) -> None:
             rows.append({"subject": subject.name, "dataset": "nichart", "scanner": "nichart-2mm",
                          "flair": f"{subject.name}/FLAIR.nii.gz", "t1": f"{subject.name}/T1.nii.gz",
                          "external_dlwmls": f"{subject.name}/dlwmls.nii.gz"})
-        manifest = write_manifest(pd.DataFrame(rows), raw / "manifest.tsv")
+        manifest = write_manifest(_without_t1(pd.DataFrame(rows)), raw / "manifest.tsv")
         prepared = prepare_manifest(manifest, work / "prepared", options=_prepare_options())
         for failure in prepared.failures:
             print(f"- prepare failed for {failure.subject}: {failure.error}")
@@ -171,6 +178,11 @@ def run_nichart(work: Path, folder: Path, reuse: bool) -> None:
         print("\n### Agreement with DLWMLS (Dice mean ± sd over scans; ICC(2,1) of volumes in mL)\n")
         print(tool_agreement(read_manifest(work / "manifest.tsv"), "bronze_dlwmls").to_markdown(index=False,
                                                                                                  floatfmt=".3f"))
+
+
+def _without_t1(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` without its ``t1`` column when ``--flair-only`` was given."""
+    return table.drop(columns=["t1"], errors="ignore") if FLAIR_ONLY else table
 
 
 def _prepare_options() -> PrepareOptions:

@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loo-epochs", type=int, default=6, help="gold epochs of the leave-one-out runs")
     parser.add_argument("--loo-twins", default="m3sl,baseline",
                         help="twins trained and scored leave-one-out (comma-separated; m3sl alone halves the time)")
+    parser.add_argument("--m3sl-gold-freeze", type=int, default=None,
+                        help="conv layers frozen in the M3SL twin's gold stage (default: the starter config's)")
     parser.add_argument("--skip-loo", action="store_true", help="train and install the final twins only")
     parser.add_argument("--no-install", action="store_true", help="do not copy the chosen model into the package")
     args = parser.parse_args(argv)
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [("baseline", "all"), ("m3sl", "all")] + [(t, p) for t in TWINS if t in loo_twins
                                                          for p in ANNOTATED_PATIENTS]
         futures = {f"{twin}-{name}": pool.submit(_train_twin, work, twin, name, manifests[name], pretrain,
-                                                 args.loo_epochs) for twin, name in runs}
+                                                 args.loo_epochs, args.m3sl_gold_freeze) for twin, name in runs}
         models = {name: future.result() for name, future in futures.items()}
     sys.path.insert(0, str(Path(__file__).parent))  # bench_clinical: the scoring of the real validation
     if loo_twins:
@@ -334,20 +336,24 @@ def training_manifest(prepared_manifest: Path, labelled_manifest: Path, out: Pat
 # --------------------------------------------------------------------------------------- training
 
 
-def _train_twin(work: Path, twin: str, name: str, manifest: Path, pretrain, loo_epochs: int) -> Path:
-    """Train twin ``m3sl`` (from the pretrained model, ``pretrain`` a future of its folder) or ``baseline`` on
-    training set ``name``: the config's gold epochs for ``all``, ``loo_epochs`` for a left-out patient."""
+def _train_twin(work: Path, twin: str, name: str, manifest: Path, pretrain, loo_epochs: int,
+                m3sl_freeze: int | None = None) -> Path:
+    """Train twin ``m3sl`` (from the pretrained model, ``pretrain`` a future of its folder; ``m3sl_freeze`` conv
+    layers frozen, None: the config's) or ``baseline`` on training set ``name``: the config's gold epochs for
+    ``all``, ``loo_epochs`` for a left-out patient."""
     epochs = None if name == "all" else loo_epochs
     if twin == "m3sl":
-        return train(work, f"m3sl-{name}", "starter", manifest, init_model=pretrain.result(), epochs=epochs)
+        return train(work, f"m3sl-{name}", "starter", manifest, init_model=pretrain.result(), epochs=epochs,
+                     freeze=m3sl_freeze)
     return train(work, f"baseline-{name}", "starter-baseline", manifest, epochs=epochs)
 
 
 def train(work: Path, name: str, config_name: str, manifest: Path, *, init_model: Path | None = None,
-          epochs: int | None = None) -> Path:
+          epochs: int | None = None, freeze: int | None = None) -> Path:
     """``wmhkit train`` one run into ``WORK/runs/<name>`` (resumed when it exists); return its model folder.
 
-    ``epochs`` overrides the last stage's epochs (the shorter leave-one-out budget).
+    ``epochs`` and ``freeze`` override the last stage's epochs (the shorter leave-one-out budget) and frozen
+    conv layers.
     """
     run = work / "runs" / name
     if (run / "model" / "model.yaml").is_file():
@@ -359,6 +365,8 @@ def train(work: Path, name: str, config_name: str, manifest: Path, *, init_model
         config.update(init="model", init_model=str(init_model))
     if epochs is not None:
         config["stages"][-1]["epochs"] = epochs
+    if freeze is not None:
+        config["stages"][-1]["freeze"] = freeze
     config_path = work / "configs" / f"{name}.yaml"
     config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -34,16 +34,15 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage, optimize
 
+from wmhkit.bronze.atlas import TEMPLATE_FILE, block_mean
 from wmhkit.bronze.context import ScanContext
 from wmhkit.bronze.lpa import (
     COEFFICIENTS_FILE,
     DATA_DIR,
     FEATURES,
     PRIOR_FILE,
-    TEMPLATE_FILE,
     LpaModel,
     LpaParameters,
-    block_mean,
     lpa_features,
 )
 from wmhkit.bronze.register import resample_onto

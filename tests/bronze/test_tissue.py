@@ -79,3 +79,50 @@ def test_robust_statistics_ignore_outliers():
     assert median == pytest.approx(1.0, abs=0.02) and sd == pytest.approx(0.1, abs=0.01)
     with pytest.raises(ValueError, match="no voxels"):
         robust_location_scale(np.array([]))
+
+
+def _two_halves_with_a_bright_tail(rng):
+    """A FLAIR whose WM (left half) is *brighter* than its GM (right half), with a wide bright tail in WM (WMH)
+    and CSF at both ends: the contrast of the NiChart FLAIRs that broke the intensity-only naming."""
+    shape = (40, 20, 20)
+    wm_side = np.zeros(shape, bool)
+    wm_side[:20] = True
+    csf = np.zeros(shape, bool)
+    csf[:, :, :3] = True
+    flair = np.where(wm_side, rng.normal(0.75, 0.05, shape), rng.normal(0.65, 0.05, shape))
+    tail = wm_side & (rng.random(shape) < 0.08)
+    flair[tail] = rng.uniform(0.9, 1.4, tail.sum())
+    flair[csf] = rng.normal(0.3, 0.05, csf.sum())
+    priors = {"csf": np.where(csf, 0.8, 0.1), "gm": np.where(~csf & ~wm_side, 0.8, 0.1),
+              "wm": np.where(~csf & wm_side, 0.8, 0.1)}
+    return flair.astype(np.float32), priors, wm_side & ~csf, ~wm_side & ~csf
+
+
+def test_spatial_priors_name_the_classes_whatever_their_flair_order():
+    flair, priors, wm, gm = _two_halves_with_a_bright_tail(np.random.default_rng(2))
+    brain = np.ones(flair.shape, bool)
+    model = fit_tissue_model(brain, flair=flair, priors=priors)
+    assert model.mean("wm", "flair") > model.mean("gm", "flair")  # named by the atlas, not by FLAIR order
+    assert (model.posteriors["wm"][wm] > 0.5).mean() > 0.9  # the bright tail too: FLAIR-bright is not CSF
+    assert (model.posteriors["gm"][gm] > 0.5).mean() > 0.9
+    # GM and WM share one sd, so neither becomes a broad catch-all of the bright tail
+    assert model.sds["wm"][0] == pytest.approx(model.sds["gm"][0])
+    # without priors, FLAIR order names the darker tissue WM: here that is the GM half
+    plain = fit_tissue_model(brain, flair=flair)
+    assert (plain.posteriors["wm"][gm] > 0.5).mean() > 0.5
+
+
+def test_priors_are_normalised_per_voxel_and_posteriors_sum_to_one():
+    flair, priors, _, _ = _two_halves_with_a_bright_tail(np.random.default_rng(3))
+    scaled = {tissue: 7.0 * prior for tissue, prior in priors.items()}
+    brain = np.ones(flair.shape, bool)
+    a = fit_tissue_model(brain, flair=flair, priors=priors)
+    b = fit_tissue_model(brain, flair=flair, priors=scaled)
+    np.testing.assert_allclose(a.posteriors["wm"], b.posteriors["wm"], atol=1e-5)
+    assert np.allclose(sum(a.posteriors[t] for t in ("csf", "gm", "wm")), 1.0, atol=1e-4)
+
+
+def test_priors_are_for_the_flair_only_model():
+    flair, priors, _, _ = _two_halves_with_a_bright_tail(np.random.default_rng(4))
+    with pytest.raises(ValueError, match="FLAIR-only"):
+        fit_tissue_model(np.ones(flair.shape, bool), flair=flair, t1=flair, priors=priors)

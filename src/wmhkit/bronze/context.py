@@ -14,7 +14,9 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import SimpleITK as sitk
 
+from wmhkit.bronze.atlas import mni_transform, tissue_priors
 from wmhkit.bronze.tissue import (
     TissueModel,
     brain_depth_mm,
@@ -71,10 +73,17 @@ class ScanContext:
 
     @cached_property
     def tissue(self) -> TissueModel:
-        """CSF/GM/WM mixture on (T1, FLAIR) when a T1 exists, else on FLAIR alone."""
-        return fit_tissue_model(
-            self.brain_mask, flair=self.flair.array, t1=None if self.t1 is None else self.t1.array, seed=self.seed
-        )
+        """CSF/GM/WM mixture on (T1, FLAIR) when a T1 exists, else on FLAIR alone with the MNI atlas's
+        tissue priors (:func:`wmhkit.bronze.atlas.tissue_priors`)."""
+        if self.t1 is not None:
+            return fit_tissue_model(self.brain_mask, flair=self.flair.array, t1=self.t1.array, seed=self.seed)
+        priors = tissue_priors(self.flair, self.brain_mask, self.mni_transform)
+        return fit_tissue_model(self.brain_mask, flair=self.flair.array, seed=self.seed, priors=priors)
+
+    @cached_property
+    def mni_transform(self) -> sitk.Transform:
+        """The scan's affine registration to MNI space (:func:`wmhkit.bronze.atlas.mni_transform`)."""
+        return mni_transform(self.flair, self.brain_mask)
 
     @cached_property
     def t1_tissue(self) -> TissueModel:

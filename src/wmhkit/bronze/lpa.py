@@ -53,7 +53,7 @@ bands, deep WM foci), both smoothed; the coefficients
 (``wmhkit/data/lpa_coefficients.json``) are fitted on phantoms only. Both are built
 by ``benchmarks/fit_lpa.py`` (its docstring gives the commands). The MNI T1
 template is registered to each prepared FLAIR by an affine transform
-(:func:`~wmhkit.bronze.register.affine_transform`) and the prior follows it.
+(:func:`wmhkit.bronze.atlas.mni_transform`, shared with the tissue priors) and the prior follows it.
 
 Known limit: fitted on phantoms, the probability is too low on real scans. On the
 three annotated Lesjak scans the mask holds 12–35 % of the gold volume; a threshold
@@ -75,21 +75,15 @@ from scipy import ndimage
 
 from wmhkit.bronze.context import ScanContext
 from wmhkit.bronze.growth import normal_levels
-from wmhkit.bronze.register import affine_transform, resample_onto
+from wmhkit.bronze.register import resample_onto
 from wmhkit.bronze.tissue import remove_small_clusters
 from wmhkit.errors import InputError
 from wmhkit.io.image import Image
-from wmhkit.io.mni import mni_template_dir
 
 #: Package data folder of the prior and the coefficients.
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 PRIOR_FILE = "lpa_prior.nii.gz"
 COEFFICIENTS_FILE = "lpa_coefficients.json"
-#: nilearn's skull-stripped MNI ICBM152 2009a T1: the space of the prior, registered to each scan.
-TEMPLATE_FILE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
-#: The 1 mm template is averaged over blocks of this many voxels per axis before registration (2 mm: fast,
-#: and the registration's finest level works at 2 mm anyway).
-TEMPLATE_FACTOR = 2
 #: Feature names, in the order of the coefficients.
 FEATURES: tuple[str, ...] = ("z", "local", "logit_prior", "z_prior", "z_above_2", "z_above_4", "edge")
 #: Smallest prior probability (log-odds stay finite where no lesion was ever seen).
@@ -142,41 +136,20 @@ def load_model(path: Path = DATA_DIR / COEFFICIENTS_FILE) -> LpaModel:
 
 
 @functools.lru_cache(maxsize=1)
-def _prior_and_template(path: Path = DATA_DIR / PRIOR_FILE) -> tuple[Image, Image, np.ndarray]:
-    """(prior on its MNI grid, MNI T1 template, template brain mask)."""
+def load_prior(path: Path = DATA_DIR / PRIOR_FILE) -> Image:
+    """The lesion prior on its MNI grid (package data)."""
     try:
         stored = nib.load(str(path))
-        prior = Image(np.asarray(stored.get_fdata(), np.float32), stored.affine)
+        return Image(np.asarray(stored.get_fdata(), np.float32), stored.affine)
     except (OSError, nib.filebasedimages.ImageFileError) as exc:
         raise InputError(path, f"cannot read the LPA lesion prior ({exc})",
                          "reinstall wmhkit, or rebuild it with benchmarks/fit_lpa.py prior") from exc
-    template_nifti = nib.load(str(mni_template_dir([TEMPLATE_FILE]) / TEMPLATE_FILE))
-    template = block_mean(Image(np.asarray(template_nifti.dataobj, np.float32), template_nifti.affine),
-                          TEMPLATE_FACTOR)
-    return prior, template, template.array > 0
-
-
-def block_mean(image: Image, factor: int) -> Image:
-    """``image`` averaged over blocks of ``factor``³ voxels, with the affine of the coarser grid (same world)."""
-    shape = [n // factor for n in image.shape]
-    cropped = image.array[: shape[0] * factor, : shape[1] * factor, : shape[2] * factor]
-    coarse = cropped.reshape(shape[0], factor, shape[1], factor, shape[2], factor).mean(axis=(1, 3, 5))
-    affine = image.affine @ np.diag([factor, factor, factor, 1.0])
-    affine[:3, 3] = image.affine[:3, :3] @ np.full(3, (factor - 1) / 2) + image.affine[:3, 3]
-    return Image(coarse.astype(np.float32), affine)
 
 
 def registered_prior(scan: ScanContext) -> np.ndarray:
-    """The lesion prior on ``scan``'s grid (float32 ``(X, Y, Z)``, 0 outside the template's field of view).
-
-    Cached on the scan: the registration runs once per scan.
-    """
-    def compute() -> np.ndarray:
-        prior, template, template_brain = _prior_and_template()
-        transform = affine_transform(scan.flair, template, scan.brain_mask, template_brain)
-        return resample_onto(prior, scan.flair, transform).array
-
-    return scan.cached("lpa_prior", compute)
+    """The lesion prior on ``scan``'s grid (float32 ``(X, Y, Z)``, 0 outside the template's field of view),
+    through the scan's :attr:`~wmhkit.bronze.context.ScanContext.mni_transform` (cached on the scan)."""
+    return scan.cached("lpa_prior", lambda: resample_onto(load_prior(), scan.flair, scan.mni_transform).array)
 
 
 def neighbourhood_sd_voxels(spacing_mm: tuple[float, float, float], sd_mm: float) -> list[float]:

@@ -9,6 +9,15 @@ posterior probabilities. The classes are named from their means:
 * FLAIR alone: CSF < WM < GM (FLAIR suppresses CSF; cortex is brighter than WM);
 * with a T1 (alone or with FLAIR): CSF < GM < WM in T1.
 
+With spatial ``priors`` (per-voxel prior probabilities of each class, e.g. the MNI atlas's
+registered tissue maps of :mod:`wmhkit.bronze.atlas`, as in SPM's and FSL FAST's
+segmentations), the classes are those of the priors and each voxel's prior replaces the
+global mixing weights in the EM; the FLAIR-only model of :class:`~wmhkit.bronze.context.ScanContext`
+uses them, because FLAIR's GM/WM contrast is too small, and its sign varies between scanners
+(WM brighter than cortex on the NiChart FLAIRs), for intensities alone. Two constraints keep
+that mixture from explaining the WMH tail with a broad class: GM and WM share one variance, and
+CSF (suppressed in FLAIR) takes no voxel brighter than the darker tissue's mean.
+
 WMH voxels are not a class of their own: they are rare, so in FLAIR they join the
 bright GM class and in T1 the dark GM class. The methods read them as robust
 deviations from a class's FLAIR level, not as a class.
@@ -90,6 +99,7 @@ def fit_tissue_model(
     flair: np.ndarray | None = None,
     t1: np.ndarray | None = None,
     seed: int = 0,
+    priors: Mapping[str, np.ndarray] | None = None,
 ) -> TissueModel:
     """Fit the CSF/GM/WM mixture to the brain voxels of ``flair`` and/or ``t1``.
 
@@ -102,6 +112,11 @@ def fit_tissue_model(
         With a T1 the classes are named from the T1 (where GM and WM separate best).
     seed
         Seed of the subsample used for fitting (results are deterministic given it).
+    priors
+        Optional ``csf``, ``gm``, ``wm`` → ``(X, Y, Z)`` prior probabilities (normalised per voxel
+        here), FLAIR alone only; they name the classes and weight each voxel's posterior, GM and WM
+        share one variance, and no voxel brighter than the darker tissue's mean is CSF (see the
+        module docstring).
 
     Returns
     -------
@@ -110,7 +125,7 @@ def fit_tissue_model(
     Raises
     ------
     ValueError
-        With no image, an empty brain mask, or fewer than 100 brain voxels.
+        With no image, an empty brain mask, fewer than 100 brain voxels, or priors with a T1.
     """
     brain = np.asarray(brain_mask).astype(bool)
     channels = {name: image for name, image in (("t1", t1), ("flair", flair)) if image is not None}
@@ -121,13 +136,23 @@ def fit_tissue_model(
     features = tuple(channels)
     values = np.stack([np.asarray(channels[f], dtype=np.float64)[brain] for f in features], axis=1)
     rng = np.random.default_rng(seed)
-    sample = values if len(values) <= FIT_SAMPLE_SIZE else values[rng.choice(len(values), FIT_SAMPLE_SIZE, replace=False)]
-    key = 0  # features[0] names the classes: t1 when present, else flair
-    means, sds, weights = _fit_em(sample, _initial_means(sample[:, key]))
-    order = np.argsort(means[:, key])  # ascending in the naming feature
-    names = ("csf", "gm", "wm") if features[0] == "t1" else ("csf", "wm", "gm")
-    means, sds, weights = means[order], sds[order], weights[order]
-    responsibilities = _responsibilities(values, means, sds, weights)
+    chosen = rng.choice(len(values), FIT_SAMPLE_SIZE, replace=False) if len(values) > FIT_SAMPLE_SIZE else None
+    sample = values if chosen is None else values[chosen]
+    if priors is not None and features != ("flair",):
+        raise ValueError("tissue priors are for the FLAIR-only model; with a T1 the classes are named from the T1")
+    if priors is None:
+        key = 0  # features[0] names the classes: t1 when present, else flair
+        means, sds, weights = _fit_em(sample, _initial_means(sample[:, key]))
+        order = np.argsort(means[:, key])  # ascending in the naming feature
+        names = ("csf", "gm", "wm") if features[0] == "t1" else ("csf", "wm", "gm")
+        means, sds, weights = means[order], sds[order], weights[order]
+        responsibilities = _responsibilities(values, means, sds, np.log(weights))
+    else:
+        names = TISSUES
+        log_prior = _log_priors(priors, brain)
+        fit_log_prior = log_prior if chosen is None else log_prior[chosen]
+        means, sds, weights = _fit_em(sample, np.exp(fit_log_prior), log_prior=fit_log_prior)
+        responsibilities = _responsibilities(values, means, sds, log_prior)
     posteriors = {}
     for index, name in enumerate(names):
         volume = np.zeros(brain.shape, np.float32)
@@ -148,26 +173,45 @@ def _initial_means(values: np.ndarray) -> np.ndarray:
     return np.percentile(values, [5.0, 45.0, 85.0])
 
 
-def _fit_em(sample: np.ndarray, initial_key_means: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _log_priors(priors: Mapping[str, np.ndarray], brain: np.ndarray) -> np.ndarray:
+    """log of the per-voxel priors of :data:`TISSUES` inside ``brain``, normalised to sum to 1: ``(n, 3)``."""
+    stacked = np.stack([np.asarray(priors[t], np.float64)[brain] for t in TISSUES], axis=1)
+    stacked = np.maximum(stacked, 1e-6)
+    return np.log(stacked / stacked.sum(axis=1, keepdims=True))
+
+
+def _fit_em(sample: np.ndarray, initial: np.ndarray, *,
+            log_prior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """EM for a 3-class diagonal Gaussian mixture on ``sample`` (n, d).
+
+    ``initial``: the class means along the first feature (3,), each voxel starting in the
+    nearest class; or, with ``log_prior`` (n, 3) per-voxel log prior probabilities that replace
+    the mixing weights, the initial responsibilities (n, 3). Returns the means and sds
+    (3, d) and the mean responsibilities (3,).
 
     Hand-written (about 20 lines) because scikit-learn is not a runtime dependency
     of wmhkit and the mixture needs no more than this.
     """
-    n_classes = len(initial_key_means)
-    # Initial hard assignment: nearest initial mean along the naming feature.
-    labels = np.argmin(np.abs(sample[:, :1] - initial_key_means[None, :]), axis=1)
+    if log_prior is None:
+        labels = np.argmin(np.abs(sample[:, :1] - initial[None, :]), axis=1)
+        resp = np.eye(len(initial))[labels]
+    else:
+        resp = initial
     spread = np.maximum(np.subtract(*np.percentile(sample, [90, 10], axis=0)), 1e-6)
     floor = spread * _MIN_SD_FRACTION
-    resp = np.eye(n_classes)[labels]
     previous = -np.inf
     for _ in range(EM_MAX_ITERATIONS):
         totals = resp.sum(axis=0) + 1e-12
         weights = totals / totals.sum()
         means = (resp.T @ sample) / totals[:, None]
         variances = (resp.T @ sample**2) / totals[:, None] - means**2
+        if log_prior is not None:  # GM and WM share one variance (pooled): neither becomes a catch-all
+            tissue = [TISSUES.index("gm"), TISSUES.index("wm")]
+            variances[tissue] = (variances[tissue] * totals[tissue, None]).sum(axis=0) / totals[tissue].sum()
         sds = np.sqrt(np.maximum(variances, floor**2))
-        log_joint = _log_joint(sample, means, sds, weights)
+        log_joint = _log_joint(sample, means, sds, np.log(weights) if log_prior is None else log_prior)
+        if log_prior is not None:
+            log_joint = _csf_is_dark(log_joint, sample, means)
         log_norm = np.logaddexp.reduce(log_joint, axis=1)
         resp = np.exp(log_joint - log_norm[:, None])
         likelihood = float(log_norm.mean())
@@ -177,20 +221,36 @@ def _fit_em(sample: np.ndarray, initial_key_means: np.ndarray) -> tuple[np.ndarr
     return means, sds, weights
 
 
-def _log_joint(values: np.ndarray, means: np.ndarray, sds: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """log(weight_k · N(values | mean_k, diag(sd_k²))), shape (n, k)."""
+def _csf_is_dark(log_joint: np.ndarray, values: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """FLAIR suppresses CSF: a voxel brighter than the darker tissue class's mean is not CSF.
+
+    Without this the broad CSF class (partial volume with tissue) becomes the catch-all of the
+    bright WMH tail. ``log_joint`` (n, 3) in :data:`TISSUES` order, ``values`` (n, 1) FLAIR.
+    """
+    tissue_level = min(means[TISSUES.index("gm"), 0], means[TISSUES.index("wm"), 0])
+    out = log_joint.copy()
+    out[values[:, 0] > tissue_level, TISSUES.index("csf")] = -np.inf
+    return out
+
+
+def _log_joint(values: np.ndarray, means: np.ndarray, sds: np.ndarray, log_weights: np.ndarray) -> np.ndarray:
+    """log(weight_k · N(values | mean_k, diag(sd_k²))), shape (n, k); ``log_weights`` (k,) or per row (n, k)."""
     z = (values[:, None, :] - means[None, :, :]) / sds[None, :, :]
-    return np.log(weights)[None, :] - 0.5 * (z**2).sum(axis=2) - np.log(sds).sum(axis=1)[None, :] \
+    return np.atleast_2d(log_weights) - 0.5 * (z**2).sum(axis=2) - np.log(sds).sum(axis=1)[None, :] \
         - 0.5 * values.shape[1] * np.log(2 * np.pi)
 
 
-def _responsibilities(values: np.ndarray, means: np.ndarray, sds: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Posterior class probabilities of every row of ``values`` (float32, shape (n, k))."""
-    out = np.empty((len(values), len(weights)), np.float32)
+def _responsibilities(values: np.ndarray, means: np.ndarray, sds: np.ndarray, log_weights: np.ndarray) -> np.ndarray:
+    """Posterior class probabilities of every row of ``values`` (float32, shape (n, k)); ``log_weights`` (k,) or
+    per row (n, k)."""
+    out = np.empty((len(values), len(means)), np.float32)
     chunk = 500_000
     for start in range(0, len(values), chunk):
-        log_joint = _log_joint(values[start:start + chunk], means, sds, weights)
-        out[start:start + chunk] = np.exp(log_joint - np.logaddexp.reduce(log_joint, axis=1)[:, None])
+        rows = slice(start, start + chunk)
+        log_joint = _log_joint(values[rows], means, sds, log_weights if log_weights.ndim == 1 else log_weights[rows])
+        if log_weights.ndim == 2:
+            log_joint = _csf_is_dark(log_joint, values[rows], means)
+        out[rows] = np.exp(log_joint - np.logaddexp.reduce(log_joint, axis=1)[:, None])
     return out
 
 
