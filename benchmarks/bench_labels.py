@@ -28,8 +28,13 @@ the choice), their DLWMLS masks imported as the external rater ``bronze_dlwmls``
 (``external_dlwmls`` column) and left out of silver; each method's and silver's
 agreement with DLWMLS: mean Dice and ICC(2,1) of volumes (agreement with a tool, not truth).
 
-``--flair-only`` leaves the T1s out (the common clinical case; the methods then use the FLAIR-only
-tissue model with the MNI atlas priors); use another ``--out`` than a run with T1s.
+``--agreement MANIFEST`` only prints the agreement table above for a labelled manifest made
+elsewhere (e.g. ``wmhkit bronze`` + ``silver`` on a build's prepared NiChart scans), against its
+``--reference`` column (default ``bronze_dlwmls``).
+
+``--flair-only`` leaves the T1s out, of phantoms and real scans (the common clinical case; the
+methods then use the FLAIR-only tissue model with the MNI atlas priors); use another ``--out``
+than a run with T1s.
 """
 
 from __future__ import annotations
@@ -81,7 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phantoms", type=int, default=30, help="phantom subjects (0 to skip)")
     parser.add_argument("--real-data", type=Path, default=None, help="the shared real-data folder (optional)")
-    parser.add_argument("--out", type=Path, required=True, help="work folder (created)")
+    parser.add_argument("--out", type=Path, default=None, help="work folder (created; required unless --agreement)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--resolution-mm", type=float, default=1.0, help="phantom voxel size (mm)")
     parser.add_argument("--annotated-only", action="store_true",
@@ -96,13 +101,22 @@ def main() -> None:
     parser.add_argument("--nichart", action="store_true",
                         help="with --real-data: also the NiChart demo scans with DLWMLS agreement")
     parser.add_argument("--skip-lesjak", action="store_true", help="with --real-data: skip the Lesjak scans")
-    parser.add_argument("--flair-only", action="store_true", help="leave the real scans' T1s out")
+    parser.add_argument("--flair-only", action="store_true", help="leave the T1s out")
+    parser.add_argument("--agreement", type=Path, default=None,
+                        help="only print each label's agreement with --reference in this labelled manifest")
+    parser.add_argument("--reference", default="bronze_dlwmls", help="reference column of --agreement")
     args = parser.parse_args()
     SILVER_ONLY = args.silver_only and args.reuse
     PREPARE_ONLY = args.prepare_only
     METHODS = tuple(m for m in args.methods.split(",") if m)
     FLAIR_ONLY = args.flair_only
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.agreement is not None:
+        table = tool_agreement(read_manifest(args.agreement), args.reference)
+        print(table.to_markdown(index=False, floatfmt=".3f"))
+        return
+    if args.out is None:
+        parser.error("--out is required")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.phantoms > 0:
         run_phantoms(args.out / "phantoms", args.phantoms, args.seed, args.reuse, args.resolution_mm)
@@ -121,6 +135,8 @@ def run_phantoms(work: Path, n_subjects: int, seed: int, reuse: bool, resolution
         return
     raw = work / "raw"
     manifest = synthesize_cohort(raw, n_subjects, seed=seed, with_brain_mask=True, resolution_mm=resolution_mm)
+    if FLAIR_ONLY:
+        manifest = write_manifest(_without_t1(read_manifest(manifest).table), manifest)
     prepared = prepare_manifest(manifest, work / "prepared", options=PrepareOptions(qc_png=False))
     report_stages("Phantoms", work, prepared.manifest, by_scanner=True)
 
