@@ -110,6 +110,7 @@ def test_spatial_priors_name_the_classes_whatever_their_flair_order():
     # without priors, FLAIR order names the darker tissue WM: here that is the GM half
     plain = fit_tissue_model(brain, flair=flair)
     assert (plain.posteriors["wm"][gm] > 0.5).mean() > 0.5
+    assert model.spatial_priors and not plain.spatial_priors  # recorded in the bronze sidecars
 
 
 def test_priors_are_normalised_per_voxel_and_posteriors_sum_to_one():

@@ -390,7 +390,7 @@ def _same_native_grid(a: Path, b: Path) -> bool:
 
 def _tissue_summary(scan: ScanContext, t1_only: bool) -> dict:
     model = scan.t1_tissue if t1_only else scan.tissue
-    return {"features": list(model.features), **model.summary()}
+    return {"features": list(model.features), "spatial_priors": model.spatial_priors, **model.summary()}
 
 
 def _save(native: Image, out_dir: Path, name: str) -> Path:

@@ -67,6 +67,8 @@ class TissueModel:
         Mixing proportion of each tissue inside the brain.
     posteriors
         Per tissue: float32 array ``(X, Y, Z)`` of P(tissue | intensities), 0 outside the brain.
+    spatial_priors
+        True when per-voxel priors named the classes (``fit_tissue_model(priors=...)``).
     """
 
     features: tuple[str, ...]
@@ -74,6 +76,7 @@ class TissueModel:
     sds: Mapping[str, np.ndarray]
     weights: Mapping[str, float]
     posteriors: Mapping[str, np.ndarray]
+    spatial_priors: bool = False
 
     def mean(self, tissue: str, feature: str) -> float:
         """Mean of ``feature`` in ``tissue``."""
@@ -165,6 +168,7 @@ def fit_tissue_model(
         {t: sds[by_name[t]] for t in TISSUES},
         {t: float(weights[by_name[t]]) for t in TISSUES},
         posteriors,
+        spatial_priors=priors is not None,
     )
 
 
