@@ -232,6 +232,7 @@ class SliceSet:
 
     @classmethod
     def empty(cls, size: int) -> SliceSet:
+        """No slices, of ``size`` × ``size`` pixels."""
         return cls(np.zeros((0, size, size), np.float32), np.zeros((0, size, size), np.uint8), np.zeros(0, np.int64))
 
     @classmethod
