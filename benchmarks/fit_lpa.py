@@ -34,7 +34,6 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage, optimize
 
-from wmhkit.bronze.atlas import TEMPLATE_FILE, block_mean
 from wmhkit.bronze.context import ScanContext
 from wmhkit.bronze.lpa import (
     COEFFICIENTS_FILE,
@@ -48,7 +47,7 @@ from wmhkit.bronze.lpa import (
 from wmhkit.bronze.register import resample_onto
 from wmhkit.io.image import Image
 from wmhkit.io.manifest import read_manifest
-from wmhkit.io.mni import mni_template_dir
+from wmhkit.io.mni import MNI_FILES, block_mean, mni_template_dir
 from wmhkit.io.nifti import load_image, load_mask
 from wmhkit.preprocess.pipeline import PrepareOptions, prepare_manifest
 from wmhkit.synth.cohort import synthesize_cohort
@@ -91,7 +90,7 @@ def main() -> None:
 
 def build_prior(lesjak_mni: Path, draws: int, smooth_mm: float, seed: int) -> Path:
     """Write the prior (see the module docstring); returns its path."""
-    template_nifti = nib.load(str(mni_template_dir([TEMPLATE_FILE]) / TEMPLATE_FILE))
+    template_nifti = nib.load(str(mni_template_dir([MNI_FILES["t1"]]) / MNI_FILES["t1"]))
     grid = Image(np.zeros(template_nifti.shape[:3], np.float32), template_nifti.affine)
     brain = ndimage.binary_fill_holes(np.asarray(template_nifti.dataobj) > 0)
     files = [p for p in sorted(lesjak_mni.glob("patient*.nii.gz"))

@@ -27,12 +27,8 @@ import SimpleITK as sitk
 
 from wmhkit.bronze.register import affine_transform, resample_onto
 from wmhkit.io.image import Image
-from wmhkit.io.mni import mni_template_dir
+from wmhkit.io.mni import MNI_FILES, block_mean, mni_template_dir
 
-#: nilearn's skull-stripped MNI ICBM152 2009a T1 and its GM / WM probability maps (uint8, 255 = 1).
-TEMPLATE_FILE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
-TISSUE_FILES = {"gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
-                "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz"}
 #: The 1 mm template is averaged over blocks of this many voxels per axis before registration (2 mm: fast,
 #: and the registration's finest level works at 2 mm anyway).
 TEMPLATE_FACTOR = 2
@@ -40,30 +36,21 @@ TEMPLATE_FACTOR = 2
 PRIOR_CONFIDENCE = 0.8
 
 
-def block_mean(image: Image, factor: int) -> Image:
-    """``image`` averaged over blocks of ``factor``³ voxels, with the affine of the coarser grid (same world)."""
-    shape = [n // factor for n in image.shape]
-    cropped = image.array[: shape[0] * factor, : shape[1] * factor, : shape[2] * factor]
-    coarse = cropped.reshape(shape[0], factor, shape[1], factor, shape[2], factor).mean(axis=(1, 3, 5))
-    affine = image.affine @ np.diag([factor, factor, factor, 1.0])
-    affine[:3, 3] = image.affine[:3, :3] @ np.full(3, (factor - 1) / 2) + image.affine[:3, 3]
-    return Image(coarse.astype(np.float32), affine)
-
-
 @functools.lru_cache(maxsize=1)
 def mni_template() -> tuple[Image, np.ndarray]:
     """(the skull-stripped MNI T1 template at 2 mm, its brain mask: boolean, non-zero template voxels)."""
-    stored = nib.load(str(mni_template_dir([TEMPLATE_FILE]) / TEMPLATE_FILE))
+    stored = nib.load(str(mni_template_dir([MNI_FILES["t1"]]) / MNI_FILES["t1"]))
     template = block_mean(Image(np.asarray(stored.dataobj, np.float32), stored.affine), TEMPLATE_FACTOR)
     return template, template.array > 0
 
 
 @functools.lru_cache(maxsize=1)
 def _tissue_maps() -> dict[str, Image]:
-    folder = mni_template_dir(TISSUE_FILES.values())
+    tissues = ("gm", "wm")
+    folder = mni_template_dir(MNI_FILES[t] for t in tissues)
     maps = {}
-    for tissue, name in TISSUE_FILES.items():
-        stored = nib.load(str(folder / name))
+    for tissue in tissues:
+        stored = nib.load(str(folder / MNI_FILES[tissue]))
         maps[tissue] = Image(np.asarray(stored.dataobj, np.float32) / 255.0, stored.affine)
     return maps
 

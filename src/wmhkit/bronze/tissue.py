@@ -137,12 +137,12 @@ def fit_tissue_model(
     if brain.sum() < 100:
         raise ValueError(f"the brain mask has {int(brain.sum())} voxels; at least 100 are needed for a tissue model")
     features = tuple(channels)
+    if priors is not None and features != ("flair",):
+        raise ValueError("tissue priors are for the FLAIR-only model; with a T1 the classes are named from the T1")
     values = np.stack([np.asarray(channels[f], dtype=np.float64)[brain] for f in features], axis=1)
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(values), FIT_SAMPLE_SIZE, replace=False) if len(values) > FIT_SAMPLE_SIZE else None
     sample = values if chosen is None else values[chosen]
-    if priors is not None and features != ("flair",):
-        raise ValueError("tissue priors are for the FLAIR-only model; with a T1 the classes are named from the T1")
     if priors is None:
         key = 0  # features[0] names the classes: t1 when present, else flair
         means, sds, weights = _fit_em(sample, _initial_means(sample[:, key]))
@@ -155,7 +155,7 @@ def fit_tissue_model(
         log_prior = _log_priors(priors, brain)
         fit_log_prior = log_prior if chosen is None else log_prior[chosen]
         means, sds, weights = _fit_em(sample, np.exp(fit_log_prior), log_prior=fit_log_prior)
-        responsibilities = _responsibilities(values, means, sds, log_prior)
+        responsibilities = _responsibilities(values, means, sds, log_prior, csf_is_dark=True)
     posteriors = {}
     for index, name in enumerate(names):
         volume = np.zeros(brain.shape, np.float32)
@@ -244,15 +244,16 @@ def _log_joint(values: np.ndarray, means: np.ndarray, sds: np.ndarray, log_weigh
         - 0.5 * values.shape[1] * np.log(2 * np.pi)
 
 
-def _responsibilities(values: np.ndarray, means: np.ndarray, sds: np.ndarray, log_weights: np.ndarray) -> np.ndarray:
+def _responsibilities(values: np.ndarray, means: np.ndarray, sds: np.ndarray, log_weights: np.ndarray, *,
+                      csf_is_dark: bool = False) -> np.ndarray:
     """Posterior class probabilities of every row of ``values`` (float32, shape (n, k)); ``log_weights`` (k,) or
-    per row (n, k)."""
+    per row (n, k); ``csf_is_dark`` applies :func:`_csf_is_dark` (the prior model's rule, as in its EM)."""
     out = np.empty((len(values), len(means)), np.float32)
     chunk = 500_000
     for start in range(0, len(values), chunk):
         rows = slice(start, start + chunk)
         log_joint = _log_joint(values[rows], means, sds, log_weights if log_weights.ndim == 1 else log_weights[rows])
-        if log_weights.ndim == 2:
+        if csf_is_dark:
             log_joint = _csf_is_dark(log_joint, values[rows], means)
         out[rows] = np.exp(log_joint - np.logaddexp.reduce(log_joint, axis=1)[:, None])
     return out

@@ -32,14 +32,8 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from wmhkit.io.mni import mni_template_dir
+from wmhkit.io.mni import MNI_FILES, mni_template_dir
 
-#: nilearn's file names of the template maps.
-TEMPLATE_FILES: dict[str, str] = {
-    "t1": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
-    "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
-    "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz",
-}
 #: Margin (mm) kept around the brain when cropping, room for the head.
 HEAD_MARGIN_MM = 16.0
 #: Ventricles: enclosed CSF parts of at least this volume (mL).
@@ -117,8 +111,8 @@ def load_template(resolution_mm: float = 1.0) -> Template:
     """
     if not (0.5 <= resolution_mm <= 8.0):
         raise ValueError(f"resolution_mm must lie in 0.5..8 mm, got {resolution_mm}")
-    folder = mni_template_dir(TEMPLATE_FILES.values())
-    files = tuple(folder / TEMPLATE_FILES[key] for key in ("t1", "gm", "wm"))
+    folder = mni_template_dir(MNI_FILES.values())
+    files = tuple(folder / MNI_FILES[key] for key in ("t1", "gm", "wm"))
     t1_nifti = nib.load(files[0])
     t1, gm, wm = (np.asarray(nib.load(f).dataobj, dtype=np.float32) / 255.0 for f in files)
     brain = ndimage.binary_fill_holes(t1 > 0)
