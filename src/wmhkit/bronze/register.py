@@ -5,7 +5,8 @@ grid through world coordinates, which is exact when both come from one scanner
 session without motion. Between two acquisitions the head moves, so a T1 that
 was *not* on the FLAIR's native grid is also rigidly registered to the FLAIR
 before a T1 method uses it: Euler 3D transform, Mattes mutual information
-(multi-modal), three resolution levels, seeded random sampling (deterministic).
+(multi-modal), three resolution levels, seeded random sampling, one ITK thread (the metric's
+multi-threaded sums would otherwise vary run to run: :mod:`wmhkit.itk_threads`), so deterministic.
 :func:`affine_transform` brings the MNI template (and the ``lpa`` lesion prior in
 its space) onto a scan: similarity then affine, inside both brain masks.
 """
@@ -17,6 +18,7 @@ import SimpleITK as sitk
 
 from wmhkit.io.image import Image
 from wmhkit.io.sitk import mattes_registration, to_sitk
+from wmhkit.itk_threads import itk_threads
 
 #: Seed of the metric's random sampling (registration is deterministic given it).
 SAMPLING_SEED = 20240
@@ -54,7 +56,8 @@ def rigid_transform(fixed: Image, moving: Image, fixed_mask: np.ndarray | None =
     if fixed_mask is not None:
         method.SetMetricFixedMask(image_to_sitk(fixed.with_array(np.asarray(fixed_mask).astype(np.uint8))) > 0)
     method.SetInitialTransform(initial, inPlace=False)
-    return method.Execute(fixed_itk, moving_itk)
+    with itk_threads(1):
+        return method.Execute(fixed_itk, moving_itk)
 
 
 def affine_transform(fixed: Image, moving: Image, fixed_mask: np.ndarray, moving_mask: np.ndarray) -> sitk.Transform:
@@ -65,7 +68,7 @@ def affine_transform(fixed: Image, moving: Image, fixed_mask: np.ndarray, moving
     both by Mattes mutual information (contrast-agnostic: a T1 template to a FLAIR)
     inside the two brain masks, initialised by matching the masks' centres of mass,
     two resolution levels (shrink 4 and 2, smoothing 2 and 1 mm, :data:`AFFINE_ITERATIONS` each),
-    seeded random sampling (deterministic). Raises as :func:`rigid_transform`.
+    seeded random sampling, one ITK thread (deterministic). Raises as :func:`rigid_transform`.
 
     Parameters
     ----------
@@ -99,7 +102,8 @@ def _optimise(transform: sitk.Transform, fixed: sitk.Image, moving: sitk.Image, 
     method.SetMetricFixedMask(fixed_mask)
     method.SetMetricMovingMask(moving_mask)
     method.SetInitialTransform(transform, inPlace=True)
-    method.Execute(fixed, moving)
+    with itk_threads(1):  # bit-reproducible, as rigid_transform
+        method.Execute(fixed, moving)
 
 
 def resample_onto(image: Image, reference: Image, transform: sitk.Transform | None = None, *, labels: bool = False) -> Image:
