@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wmhkit.bronze.atlas import mni_transform, mni_template
+from wmhkit.bronze.atlas import mni_template, mni_transform
 from wmhkit.io.image import Image
 from wmhkit.itk_threads import itk_threads
 
